@@ -1,0 +1,36 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, ibmcloud.registry developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+    # Options every Kubernetes module of ibmcloud.registry shares, beside
+    # kubernetes.core.k8s_auth_options.
+    DOCUMENTATION = r"""
+options:
+  api_retries:
+    description:
+      - How many times one API request is retried after HTTP 429, a 5xx status or a
+        dropped connection, with exponential backoff (honouring C(Retry-After)).
+      - Other errors (401, 403, 404, 422) are not retried and fail with a message that
+        names the resource and namespace.
+    type: int
+    default: 5
+  parallelism:
+    description:
+      - How many write requests run at once when many namespaces need a change.
+      - Reads are one LIST per resource type for the whole target set, whatever this is.
+    type: int
+    default: 8
+requirements:
+  - kubernetes >= 24.2.0, < 37
+notes:
+  - Connection options are those of C(kubernetes.core), with the same
+    C(K8S_AUTH_*) environment variables, so one C(module_defaults) entry for the
+    C(group/ibmcloud.registry.kube) action group (which also extends
+    C(group/kubernetes.core.k8s)) sets them for every task.
+"""

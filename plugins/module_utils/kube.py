@@ -1,0 +1,191 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, ibmcloud.registry developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one client layer: Kubernetes connection options in, API clients out.
+
+Connection options, aliases and ``K8S_AUTH_*`` environment variables are
+kubernetes.core's own (its ``AUTH_ARG_SPEC`` and ``get_api_client``), so a
+``module_defaults`` group set once serves both collections. Every API call of this
+collection goes through :meth:`KubeClient.call`, which retries 429, 5xx and dropped
+connections with bounded backoff and turns the rest into :class:`KubeError` with a
+message that names the resource and namespace.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import random
+import time
+
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
+    AUTH_ARG_SPEC,
+)
+
+try:
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import (
+        get_api_client,
+    )
+    from kubernetes import client as k8s_models
+    from kubernetes.client.rest import ApiException
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    HAS_KUBERNETES = True
+    KUBERNETES_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - reported by require_kubernetes()
+    HAS_KUBERNETES = False
+    KUBERNETES_IMPORT_ERROR = exc
+    ApiException = Urllib3Error = type("_Unavailable", (Exception,), {})
+
+RETRYABLE_STATUS = frozenset([429, 500, 502, 503, 504])
+WRITE_VERBS = frozenset(["create", "update", "patch", "delete"])
+
+# Options every Kubernetes module of this collection shares (doc fragment
+# ibmcloud.registry.kube documents them).
+KUBE_ARG_SPEC = dict(
+    AUTH_ARG_SPEC,
+    api_retries=dict(type="int", default=5),
+    parallelism=dict(type="int", default=8),
+)
+
+
+class KubeError(Exception):
+    """An API call that failed for good. ``status`` is the HTTP status or None."""
+
+    def __init__(self, message, status=None, reason=None):
+        super(KubeError, self).__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+def require_kubernetes(module):
+    """Fail the module early when the kubernetes client is missing."""
+    if not HAS_KUBERNETES:
+        from ansible.module_utils.basic import missing_required_lib
+
+        module.fail_json(
+            msg=missing_required_lib("kubernetes"),
+            exception=str(KUBERNETES_IMPORT_ERROR),
+        )
+
+
+def validate_kube_params(params):
+    """Errors for the shared options, before any request."""
+    errors = []
+    if params.get("api_retries") is not None and not 0 <= params["api_retries"] <= 20:
+        errors.append("api_retries must be between 0 and 20, got %s" % params["api_retries"])
+    if params.get("parallelism") is not None and not 1 <= params["parallelism"] <= 64:
+        errors.append("parallelism must be between 1 and 64, got %s" % params["parallelism"])
+    return errors
+
+
+def describe_target(verb, kind, namespace=None, name=None):
+    """'create Secret all-icr-io in namespace dev' style text for messages."""
+    text = "%s %s" % (verb, kind)
+    if name:
+        text += " %s" % name
+    if namespace:
+        text += " in namespace %s" % namespace
+    elif verb == "list":
+        text += " in all namespaces"
+    return text
+
+
+def _server_message(exc):
+    """The API server's own message from an ApiException body, if any."""
+    import json
+
+    try:
+        body = json.loads(exc.body)
+        return body.get("message") or exc.reason
+    except (TypeError, ValueError, AttributeError):
+        return getattr(exc, "reason", None) or str(exc)
+
+
+def _retry_after(exc, attempt):
+    """Seconds to wait before the next try: Retry-After, else jittered backoff."""
+    headers = getattr(exc, "headers", None) or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    if value:
+        try:
+            return min(float(value), 30.0)
+        except ValueError:
+            pass
+    return min(0.2 * (2 ** attempt), 5.0) * (0.5 + random.random() / 2)
+
+
+def translate_api_exception(exc, what):
+    """KubeError with a message that says what failed and what to check."""
+    status = getattr(exc, "status", None)
+    detail = _server_message(exc)
+    if status == 401:
+        message = ("Unauthorized (401) to %s: the API server rejected the credentials; "
+                   "check api_key, kubeconfig or context" % what)
+    elif status == 403:
+        message = "Forbidden (403) to %s: %s" % (what, detail)
+    elif status == 404:
+        message = "Not found (404) to %s: %s" % (what, detail)
+    elif status == 409:
+        message = "Conflict (409) to %s: %s" % (what, detail)
+    elif status == 422:
+        message = "Invalid (422) to %s: %s" % (what, detail)
+    else:
+        message = "Failed (%s) to %s: %s" % (status, what, detail)
+    return KubeError(message, status=status, reason=getattr(exc, "reason", None))
+
+
+class KubeClient:
+    """Typed CoreV1 access, a dynamic client for other groups, one retry policy."""
+
+    def __init__(self, api_client, dynamic=None, retries=5, sleep=time.sleep):
+        self.api_client = api_client
+        self.core = k8s_models.CoreV1Api(api_client)
+        self._dynamic = dynamic
+        self.retries = retries
+        self._sleep = sleep
+
+    def call(self, what, func, *args, **kwargs):
+        """Run one API call with bounded retries; raise KubeError when it fails.
+
+        ``what`` is a describe_target() text used in error messages.
+        """
+        attempt = 0
+        while True:
+            try:
+                return func(*args, **kwargs)
+            except ApiException as exc:
+                if exc.status in RETRYABLE_STATUS and attempt < self.retries:
+                    self._sleep(_retry_after(exc, attempt))
+                    attempt += 1
+                    continue
+                raise translate_api_exception(exc, what)
+            except Urllib3Error as exc:
+                if attempt < self.retries:
+                    self._sleep(_retry_after(None, attempt))
+                    attempt += 1
+                    continue
+                raise KubeError("Could not reach the API server to %s after %d attempts: %s"
+                                % (what, attempt + 1, exc.__class__.__name__))
+
+    def resource(self, api_version, kind):
+        """A dynamic-client resource for API groups the typed client lacks."""
+        what = "discover %s %s" % (api_version, kind)
+        return self.call(what, self._dynamic.resources.get, api_version=api_version, kind=kind)
+
+    def api_groups(self):
+        """Names of the API groups the server serves (one discovery request)."""
+        apis = self.call("discover API groups", k8s_models.ApisApi(self.api_client).get_api_versions)
+        return set(group.name for group in apis.groups or [])
+
+
+def get_kube_client(module):
+    """Build the KubeClient for a module whose argument spec includes KUBE_ARG_SPEC."""
+    require_kubernetes(module)
+    params = dict((key, module.params.get(key)) for key in AUTH_ARG_SPEC)
+    try:
+        wrapper = get_api_client(**params)
+    except Exception as exc:  # kubernetes.config raises many types for bad kubeconfigs
+        module.fail_json(msg="Could not build a Kubernetes client from the connection options: %s"
+                         % exc)
+    dynamic = wrapper.client
+    return KubeClient(dynamic.client, dynamic=dynamic, retries=module.params.get("api_retries", 5))

@@ -1,0 +1,214 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, ibmcloud.registry developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Image pull secrets in many namespaces: plan with pure functions, then apply.
+
+``plan_pull_secrets`` compares what one LIST returned with the desired dockerconfig
+(semantically: decoded JSON, so key order and re-encoding are no change) and says
+per namespace what to do. ``apply_plan`` does only the writes the plan needs, in
+bounded parallel. Check mode stops after the plan.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.ibmcloud.registry.plugins.module_utils import results
+from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig import (
+    DOCKERCONFIGJSON_TYPE,
+    DockerConfigError,
+    decode_secret,
+    encode_secret_data,
+    redact,
+)
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (
+    KubeError,
+    describe_target,
+)
+from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import (
+    find_named,
+    map_bounded,
+)
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "ibmcloud.registry"
+CONFLICT_RETRIES = 5
+# RFC 7386 merge patch: maps merge, lists are replaced whole, and the
+# metadata.resourceVersion it carries makes the write conditional (409 if stale).
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def is_managed(secret):
+    labels = (secret.metadata.labels or {}) if secret is not None else {}
+    return labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
+
+
+def plan_secret(namespace, name, existing, desired, state="present", force=False):
+    """What to do in one namespace: a dict with ``action`` and, for diffs, before/after.
+
+    ``action`` is one of create, update, unchanged, delete, absent, or failed (with
+    ``error``) for objects this module must not or cannot change.
+    ``existing`` is the V1Secret or None, ``desired`` the {"auths": ...} document.
+    """
+    where = "Secret %s/%s" % (namespace, name)
+    step = {"namespace": namespace, "name": name, "before": None, "after": None}
+    current = None
+    if existing is not None:
+        try:
+            current = decode_secret(existing.type, existing.data, where)
+        except DockerConfigError as exc:
+            if state == "absent" and (force or is_managed(existing)):
+                current = {}
+            elif existing.type != DOCKERCONFIGJSON_TYPE:
+                step.update(action="failed", error="%s exists with type %s, not %s; delete it "
+                            "or choose another name" % (where, existing.type, DOCKERCONFIGJSON_TYPE))
+                return step
+            elif state == "present" and force:
+                current = {}
+            else:
+                step.update(action="failed", error="%s; set force to overwrite it" % exc)
+                return step
+        step["before"] = current
+
+    if state == "absent":
+        if existing is None:
+            step["action"] = "absent"
+        elif not (force or is_managed(existing)):
+            step.update(action="failed", error="%s is not managed by %s (no %s=%s label); set "
+                        "force to delete it" % (where, MANAGED_BY_VALUE, MANAGED_BY_LABEL,
+                                                MANAGED_BY_VALUE))
+        else:
+            step["action"] = "delete"
+            step["resource_version"] = existing.metadata.resource_version
+        return step
+
+    step["after"] = desired
+    if existing is None:
+        step["action"] = "create"
+    elif current == desired and is_managed(existing):
+        step["action"] = "unchanged"
+    else:
+        step["action"] = "update"
+        step["resource_version"] = existing.metadata.resource_version
+    return step
+
+
+def plan_pull_secrets(existing_by_namespace, namespaces, name, desired, state="present", force=False):
+    """plan_secret for every target namespace, in target order."""
+    return [plan_secret(ns, name, existing_by_namespace.get(ns), desired, state, force)
+            for ns in namespaces]
+
+
+def secret_body(namespace, name, desired, labels=None):
+    """The whole Secret object for a create: data and type only, our label."""
+    metadata = {"name": name, "namespace": namespace,
+                "labels": dict(labels or {}, **{MANAGED_BY_LABEL: MANAGED_BY_VALUE})}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata,
+            "type": DOCKERCONFIGJSON_TYPE, "data": encode_secret_data(desired)}
+
+
+def _update_body(desired, resource_version, labels=None):
+    """Merge patch: our data key and label only; other keys and labels stay."""
+    return {"metadata": {"resourceVersion": resource_version,
+                         "labels": dict(labels or {}, **{MANAGED_BY_LABEL: MANAGED_BY_VALUE})},
+            "data": encode_secret_data(desired)}
+
+
+def _apply_step(client, step, labels):
+    """Run one planned write; on a conflict re-read and re-plan (bounded)."""
+    namespace, name = step["namespace"], step["name"]
+    core = client.core
+    for _attempt in range(CONFLICT_RETRIES):
+        action = step["action"]
+        try:
+            if action == "create":
+                client.call(describe_target("create", "Secret", namespace, name),
+                            core.create_namespaced_secret, namespace,
+                            secret_body(namespace, name, step["after"], labels))
+                return "created"
+            if action == "update":
+                client.call(describe_target("update", "Secret", namespace, name),
+                            core.patch_namespaced_secret, name, namespace,
+                            _update_body(step["after"], step["resource_version"], labels),
+                            _content_type=MERGE_PATCH)
+                return "updated"
+            if action == "delete":
+                client.call(describe_target("delete", "Secret", namespace, name),
+                            core.delete_namespaced_secret, name, namespace,
+                            body={"preconditions": {"resourceVersion": step["resource_version"]}})
+                return "deleted"
+            return action
+        except KubeError as exc:
+            # 409: created meanwhile, or changed since our read. 404 on delete: gone.
+            if exc.status == 404 and action == "delete":
+                return "absent"
+            if exc.status != 409:
+                raise
+        step = _replan(client, step)
+        if step["action"] == "failed":
+            raise KubeError(step["error"])
+    raise KubeError("Secret %s/%s kept changing under us; gave up after %d conflicts"
+                    % (namespace, name, CONFLICT_RETRIES))
+
+
+def _replan(client, step):
+    """A fresh plan for one namespace after a conflict."""
+    namespace, name = step["namespace"], step["name"]
+    try:
+        existing = client.call(describe_target("get", "Secret", namespace, name),
+                               client.core.read_namespaced_secret, name, namespace)
+    except KubeError as exc:
+        if exc.status != 404:
+            raise
+        existing = None
+    state = "absent" if step["action"] in ("delete", "absent") else "present"
+    fresh = plan_secret(namespace, name, existing, step["after"], state, force=step.get("force", False))
+    fresh["force"] = step.get("force", False)
+    return fresh
+
+
+def apply_plan(client, plan, parallelism=8, labels=None):
+    """Execute a plan; per-namespace results, failures isolated to their namespace."""
+    def run(step):
+        if step["action"] in ("failed", "unchanged", "absent"):
+            return results.item(step["namespace"], step["name"], step["action"], step.get("error"))
+        try:
+            done = _apply_step(client, dict(step), labels)
+            return results.item(step["namespace"], step["name"], done)
+        except KubeError as exc:
+            return results.item(step["namespace"], step["name"], "failed", str(exc))
+
+    return map_bounded(run, plan, parallelism)
+
+
+def predicted_results(plan):
+    """What apply_plan would report, for check mode."""
+    past = {"create": "created", "update": "updated", "delete": "deleted"}
+    return [results.item(step["namespace"], step["name"], past.get(step["action"], step["action"]),
+                         step.get("error"))
+            for step in plan]
+
+
+def plan_diff(plan):
+    """before/after keyed by namespace with every secret value redacted."""
+    before, after = {}, {}
+    for step in plan:
+        if step["action"] in ("unchanged", "failed", "absent"):
+            continue
+        ns = step["namespace"]
+        before[ns] = redact(step["before"], compare_to=step["after"]) if step["before"] is not None else None
+        after[ns] = redact(step["after"], compare_to=step["before"]) if step["after"] is not None else None
+    return {"before": before, "after": after}
+
+
+def ensure_pull_secrets(client, namespaces, name, desired, state="present", force=False,
+                        check_mode=False, parallelism=8, labels=None):
+    """Read (one LIST), plan, and unless check_mode apply. Returns (items, diff)."""
+    existing = find_named(client, "Secret", name, namespaces, parallelism)
+    plan = plan_pull_secrets(existing, namespaces, name, desired, state, force)
+    for step in plan:
+        step["force"] = force
+    diff = plan_diff(plan)
+    if check_mode:
+        return predicted_results(plan), diff
+    return apply_plan(client, plan, parallelism, labels), diff

@@ -1,0 +1,59 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, ibmcloud.registry developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Per-item results of the many-namespace modules, and how a module reports them."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+ACTIONS = ("created", "updated", "unchanged", "deleted", "absent", "failed")
+CHANGING = frozenset(["created", "updated", "deleted"])
+
+
+def item(namespace, name, action, error=None, **extra):
+    """One namespace's result; ``error`` only when the action failed."""
+    result = {"namespace": namespace, "name": name, "action": action}
+    if error:
+        result["error"] = error
+    result.update(extra)
+    return result
+
+
+def count(items):
+    counts = dict((action, 0) for action in ACTIONS)
+    for entry in items:
+        counts[entry["action"]] += 1
+    return counts
+
+
+def any_changed(items):
+    return any(entry["action"] in CHANGING for entry in items)
+
+
+def failure_message(what, items):
+    """'2 of 5 namespaces failed (a: ..., b: ...)' or None when none failed."""
+    failed = [entry for entry in items if entry["action"] == "failed"]
+    if not failed:
+        return None
+    shown = "; ".join("%s: %s" % (entry["namespace"], entry.get("error")) for entry in failed[:10])
+    more = " and %d more" % (len(failed) - 10) if len(failed) > 10 else ""
+    return "%s failed in %d of %d namespaces (%s%s); the others are done" % (
+        what, len(failed), len(items), shown, more)
+
+
+def exit_with(module, sections, **extra):
+    """exit_json, or fail_json when any item failed, the same way for every module.
+
+    ``sections`` is a list of (what, items); the first is the module's ``results``,
+    the others (service account links, for example) are passed in ``extra`` by the
+    caller and count towards ``changed`` and the failure message.
+    """
+    items = sections[0][1]
+    every = [entry for _what, entries in sections for entry in entries]
+    result = dict(changed=any_changed(every), results=items, counts=count(items))
+    result.update(extra)
+    messages = [m for m in (failure_message(what, entries) for what, entries in sections) if m]
+    if messages:
+        module.fail_json(msg="; ".join(messages), **result)
+    module.exit_json(**result)

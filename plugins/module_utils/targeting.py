@@ -1,0 +1,202 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, ibmcloud.registry developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one targeting mechanism: which namespaces a module call works on.
+
+Every module that acts on many namespaces takes the same options (doc fragment
+``ibmcloud.registry.targeting``): a list of ``namespaces``, a ``namespace_selector``,
+or ``all_namespaces`` with ``exclude_namespaces``. Reads are one LIST per resource
+type for the whole target set (``find_named``), never a GET per namespace, unless
+RBAC only allows namespaced reads.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import fnmatch
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (
+    KubeError,
+    describe_target,
+)
+
+TARGET_ARG_SPEC = dict(
+    namespaces=dict(type="list", elements="str", aliases=["namespace"]),
+    namespace_selector=dict(type="list", elements="str"),
+    all_namespaces=dict(type="bool", default=False),
+    exclude_namespaces=dict(type="list", elements="str", default=[]),
+    include_system_namespaces=dict(type="bool", default=False),
+)
+TARGET_MUTUALLY_EXCLUSIVE = [("namespaces", "namespace_selector", "all_namespaces")]
+
+# Namespaces that platform components own; all_namespaces and selectors skip them
+# unless include_system_namespaces is set (IKS, OpenShift and common CNI ones).
+SYSTEM_NAMESPACE_PATTERNS = (
+    "kube-*", "openshift", "openshift-*", "ibm-*", "calico-*", "tigera-operator",
+)
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_SELECTOR_TERM = re.compile(
+    r"^\s*(!?[A-Za-z0-9][-A-Za-z0-9_./]*)\s*"
+    r"((==?|!=)\s*[A-Za-z0-9_.-]*|\s+(in|notin)\s+\([^()]*\))?\s*$"
+)
+
+
+def namespace_name_error(name):
+    """Why ``name`` is not a valid namespace name, or None."""
+    if not isinstance(name, str) or not name:
+        return "namespace name must be a non-empty string"
+    if len(name) > 63 or not _DNS1123_LABEL.match(name):
+        return ("%r is not a valid namespace name (lowercase letters, digits and '-', "
+                "starting and ending with a letter or digit, at most 63 characters)" % name)
+    return None
+
+
+def object_name_error(name, what="name"):
+    """Why ``name`` is not a valid Secret/ServiceAccount name, or None."""
+    if not isinstance(name, str) or not name:
+        return "%s must be a non-empty string" % what
+    if len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+        return ("%s %r is not a valid Kubernetes object name (lowercase letters, digits, "
+                "'-' and '.', at most 253 characters)" % (what, name))
+    return None
+
+
+def validate_target_params(params, required=True):
+    """Error messages for the targeting options, before any request."""
+    errors = []
+    chosen = [key for key in ("namespaces", "namespace_selector") if params.get(key)]
+    if params.get("all_namespaces"):
+        chosen.append("all_namespaces")
+    if required and not chosen:
+        errors.append("one of namespaces, namespace_selector or all_namespaces is required")
+    if params.get("namespaces") is not None and not params["namespaces"] and required:
+        errors.append("namespaces is an empty list: name at least one namespace")
+    for name in params.get("namespaces") or []:
+        problem = namespace_name_error(name)
+        if problem:
+            errors.append("namespaces: %s" % problem)
+    for term in _selector_terms(params.get("namespace_selector")):
+        if not _SELECTOR_TERM.match(term):
+            errors.append("namespace_selector: %r is not a valid label selector term" % term)
+    return errors
+
+
+def _selector_terms(selectors):
+    """Individual terms of a list of comma-separated selectors (commas in sets kept)."""
+    terms = []
+    for selector in selectors or []:
+        terms.extend(t for t in re.split(r",(?![^()]*\))", selector) if t.strip())
+    return terms
+
+
+def is_system_namespace(name):
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in SYSTEM_NAMESPACE_PATTERNS)
+
+
+def filter_namespaces(names, params, skip=()):
+    """Apply exclude_namespaces (globs) and the system-namespace rule to listed names.
+
+    Names given explicitly in ``namespaces`` are never filtered: the user asked.
+    """
+    if params.get("namespaces"):
+        return _unique(params["namespaces"])
+    excluded = list(params.get("exclude_namespaces") or []) + list(skip)
+    keep = []
+    for name in sorted(names):
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in excluded):
+            continue
+        if not params.get("include_system_namespaces") and is_system_namespace(name):
+            continue
+        keep.append(name)
+    return keep
+
+
+def _unique(items):
+    seen = set()
+    return [x for x in items if not (x in seen or seen.add(x))]
+
+
+def describe_targets(params):
+    """Human text for error messages: what the targeting options asked for."""
+    if params.get("namespaces"):
+        return "namespaces %s" % ", ".join(params["namespaces"])
+    if params.get("namespace_selector"):
+        return "namespace_selector %s" % ",".join(params["namespace_selector"])
+    return "all_namespaces (excluding %s)" % (", ".join(params.get("exclude_namespaces") or [])
+                                              or "system namespaces")
+
+
+def resolve_namespaces(client, params, skip=()):
+    """The target namespace names, sorted; one LIST unless they were named explicitly.
+
+    ``skip`` holds namespaces the caller never targets implicitly (the source of a
+    copy). Raises KubeError when the options select no namespace at all.
+    """
+    if params.get("namespaces"):
+        return _unique(params["namespaces"])
+    selector = ",".join(params.get("namespace_selector") or []) or None
+    what = describe_target("list", "Namespace")
+    kwargs = {"label_selector": selector} if selector else {}
+    listing = client.call(what, client.core.list_namespace, **kwargs)
+    names = filter_namespaces([ns.metadata.name for ns in listing.items], params, skip=skip)
+    if not names:
+        raise KubeError("%s matched no namespace" % describe_targets(params))
+    return names
+
+
+# Per resource kind: the cluster-wide LIST and the namespaced GET of the typed client.
+_FINDERS = {
+    "Secret": ("list_secret_for_all_namespaces", "read_namespaced_secret"),
+    "ServiceAccount": ("list_service_account_for_all_namespaces",
+                       "read_namespaced_service_account"),
+}
+
+
+def find_named(client, kind, name, namespaces, parallelism=8):
+    """{namespace: object} for the objects of ``kind`` called ``name`` in ``namespaces``.
+
+    One cluster-wide LIST with a field selector serves any number of namespaces. When
+    RBAC forbids cluster-wide reads (namespaced Roles), fall back to one GET per
+    namespace, in bounded parallel. Namespaces without the object are absent from the
+    result.
+    """
+    list_method, read_method = _FINDERS[kind]
+    wanted = set(namespaces)
+    if len(wanted) > 1:
+        try:
+            listing = client.call(describe_target("list", kind), getattr(client.core, list_method),
+                                  field_selector="metadata.name=%s" % name)
+            return dict((obj.metadata.namespace, obj) for obj in listing.items
+                        if obj.metadata.namespace in wanted)
+        except KubeError as exc:
+            if exc.status != 403:
+                raise
+
+    def read(namespace):
+        try:
+            return client.call(describe_target("get", kind, namespace, name),
+                               getattr(client.core, read_method), name, namespace)
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    found = {}
+    for namespace, obj in zip(namespaces, map_bounded(read, namespaces, parallelism)):
+        if obj is not None:
+            found[namespace] = obj
+    return found
+
+
+def map_bounded(func, items, parallelism):
+    """func over items with at most ``parallelism`` threads; results in input order."""
+    items = list(items)
+    if len(items) <= 1 or parallelism <= 1:
+        return [func(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(parallelism, len(items))) as pool:
+        return list(pool.map(func, items))
