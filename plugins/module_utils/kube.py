@@ -23,8 +23,17 @@ from ansible_collections.kubernetes.core.plugins.module_utils.args_common import
 )
 
 try:
+    # kubernetes.core's own option handling (options, aliases, K8S_AUTH_* variables,
+    # kubeconfig/context/in-cluster order), without its eager discovery requests.
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import (
-        get_api_client,
+        _create_auth_spec,
+        _create_configuration,
+        _create_headers,
+        _set_header,
+    )
+    from ansible_collections.kubernetes.core.plugins.module_utils import k8sdynamicclient
+    from ansible_collections.kubernetes.core.plugins.module_utils.client.discovery import (
+        LazyDiscoverer,
     )
     from kubernetes import client as k8s_models
     from kubernetes.client.rest import ApiException
@@ -137,12 +146,20 @@ def translate_api_exception(exc, what):
 class KubeClient:
     """Typed CoreV1 access, a dynamic client for other groups, one retry policy."""
 
-    def __init__(self, api_client, dynamic=None, retries=5, sleep=time.sleep):
+    def __init__(self, api_client, retries=5, sleep=time.sleep):
         self.api_client = api_client
         self.core = k8s_models.CoreV1Api(api_client)
-        self._dynamic = dynamic
+        self._dynamic = None
         self.retries = retries
         self._sleep = sleep
+
+    @property
+    def dynamic(self):
+        """kubernetes.core's dynamic client, built on first use (it costs discovery)."""
+        if self._dynamic is None:
+            self._dynamic = self.call("discover the API", k8sdynamicclient.K8SDynamicClient,
+                                      self.api_client, discoverer=LazyDiscoverer)
+        return self._dynamic
 
     def call(self, what, func, *args, **kwargs):
         """Run one API call with bounded retries; raise KubeError when it fails.
@@ -170,7 +187,7 @@ class KubeClient:
     def resource(self, api_version, kind):
         """A dynamic-client resource for API groups the typed client lacks."""
         what = "discover %s %s" % (api_version, kind)
-        return self.call(what, self._dynamic.resources.get, api_version=api_version, kind=kind)
+        return self.call(what, self.dynamic.resources.get, api_version=api_version, kind=kind)
 
     def api_groups(self):
         """Names of the API groups the server serves (one discovery request)."""
@@ -179,13 +196,19 @@ class KubeClient:
 
 
 def get_kube_client(module):
-    """Build the KubeClient for a module whose argument spec includes KUBE_ARG_SPEC."""
+    """Build the KubeClient for a module whose argument spec includes KUBE_ARG_SPEC.
+
+    Makes no request: core resources need no discovery, and the dynamic client for
+    other API groups is built when first used.
+    """
     require_kubernetes(module)
     params = dict((key, module.params.get(key)) for key in AUTH_ARG_SPEC)
     try:
-        wrapper = get_api_client(**params)
+        configuration = _create_configuration(_create_auth_spec(**params))
+        api_client = k8s_models.ApiClient(configuration)
+        for header, value in _create_headers(**params).items():
+            _set_header(api_client, header, value)
     except Exception as exc:  # kubernetes.config raises many types for bad kubeconfigs
         module.fail_json(msg="Could not build a Kubernetes client from the connection options: %s"
                          % exc)
-    dynamic = wrapper.client
-    return KubeClient(dynamic.client, dynamic=dynamic, retries=module.params.get("api_retries", 5))
+    return KubeClient(api_client, retries=module.params.get("api_retries", 5))

@@ -72,10 +72,10 @@ def validate_target_params(params, required=True):
     chosen = [key for key in ("namespaces", "namespace_selector") if params.get(key)]
     if params.get("all_namespaces"):
         chosen.append("all_namespaces")
-    if required and not chosen:
-        errors.append("one of namespaces, namespace_selector or all_namespaces is required")
-    if params.get("namespaces") is not None and not params["namespaces"] and required:
+    if required and params.get("namespaces") == [] and not chosen:
         errors.append("namespaces is an empty list: name at least one namespace")
+    elif required and not chosen:
+        errors.append("one of namespaces, namespace_selector or all_namespaces is required")
     for name in params.get("namespaces") or []:
         problem = namespace_name_error(name)
         if problem:

@@ -32,16 +32,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 READY_TIMEOUT = 90
 STOP_TIMEOUT = 15
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager")
 
-# Identities in the token file: (name, groups). Tests count the requests of `admin`
+# Identities in the token file, with their groups. Tests count the requests of `admin`
 # (the client under test); `fixture` sets up and tears down without being counted; the
 # controller-manager has its own name so its traffic never looks like the client's.
-USERS = (
-    ("admin", "system:masters"),
-    ("fixture", "system:masters"),
-    ("system:kube-controller-manager", "system:masters"),
-)
+USERS = {
+    "admin": "system:masters",
+    "fixture": "system:masters",
+    "system:kube-controller-manager": "system:masters",
+}
 
 AUDIT_POLICY = """\
 apiVersion: audit.k8s.io/v1
@@ -184,10 +183,10 @@ def _tokens(state_dir: str) -> dict:
             for line in csv:
                 token, user = line.split(",")[:2]
                 tokens[user] = token
-    if set(tokens) != {user for user, _ in USERS}:
-        tokens = {user: secrets.token_hex(24) for user, _ in USERS}
+    if set(tokens) != set(USERS):
+        tokens = {user: secrets.token_hex(24) for user in USERS}
         with open(path, "w", encoding="ascii") as csv:
-            for user, groups in USERS:
+            for user, groups in USERS.items():
                 csv.write(f'{tokens[user]},{user},{user},"{groups}"\n')
         os.chmod(path, 0o600)
     return tokens

@@ -1,0 +1,42 @@
+# -*- coding: utf-8 -*-
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.ibmcloud.registry.plugins.module_utils.service_accounts import (
+    linked_list,
+    plan_links,
+)
+
+
+def refs(*names):
+    return [{"name": n} for n in names]
+
+
+def test_add_appends_once_and_keeps_foreign_entries_in_order():
+    current = refs("default-dockercfg-x", "all-icr-io")
+    assert linked_list(current, ["mine"], "present") == refs("default-dockercfg-x", "all-icr-io", "mine")
+    again = linked_list(linked_list(current, ["mine"], "present"), ["mine"], "present")
+    assert again == refs("default-dockercfg-x", "all-icr-io", "mine")
+
+
+def test_duplicates_of_managed_names_collapse_to_first_place():
+    current = refs("mine", "other", "mine", "other")
+    assert linked_list(current, ["mine"], "present") == refs("mine", "other", "other")
+
+
+def test_remove_only_named_entries():
+    assert linked_list(refs("a", "mine", "b", "mine"), ["mine"], "absent") == refs("a", "b")
+    assert linked_list(None, ["mine"], "absent") == []
+
+
+def test_foreign_fields_on_entries_are_kept():
+    current = [{"name": "tok", "namespace": "ns", "uid": "1"}]
+    assert linked_list(current, ["mine"], "present")[0] == current[0]
+
+
+def test_plan_links_reports_only_changing_fields():
+    account = {"imagePullSecrets": refs("mine"), "secrets": refs("tok")}
+    assert plan_links(account, ["mine"], ["pull"], "present") == {}
+    assert plan_links(account, ["mine"], ["pull", "mount"], "present") == {"secrets": refs("tok", "mine")}
+    assert plan_links(account, ["mine"], ["pull", "mount"], "absent") == {"imagePullSecrets": []}

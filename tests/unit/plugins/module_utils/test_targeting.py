@@ -1,0 +1,64 @@
+# -*- coding: utf-8 -*-
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.ibmcloud.registry.plugins.module_utils import targeting as t
+
+
+def params(**kw):
+    base = dict(namespaces=None, namespace_selector=None, all_namespaces=False,
+                exclude_namespaces=[], include_system_namespaces=False)
+    base.update(kw)
+    return base
+
+
+@pytest.mark.parametrize("name", ["default", "a", "team-1", "x" * 63])
+def test_valid_namespace_names(name):
+    assert t.namespace_name_error(name) is None
+
+
+@pytest.mark.parametrize("name", ["", "Dev", "-a", "a-", "a_b", "a.b", "x" * 64, None])
+def test_invalid_namespace_names(name):
+    assert t.namespace_name_error(name)
+
+
+def test_targets_are_required_and_validated():
+    assert "one of namespaces" in t.validate_target_params(params())[0]
+    assert "empty list" in t.validate_target_params(params(namespaces=[]))[0]
+    errors = t.validate_target_params(params(namespaces=["ok", "Not_OK"]))
+    assert len(errors) == 1 and "Not_OK" in errors[0] and errors[0].startswith("namespaces:")
+    assert t.validate_target_params(params(namespace_selector=["team=a,env in (dev,test)", "!legacy"])) == []
+    assert t.validate_target_params(params(namespace_selector=["team=="])) == []
+    assert "namespace_selector" in t.validate_target_params(params(namespace_selector=["a b c"]))[0]
+
+
+def test_system_namespaces_are_skipped_unless_asked():
+    names = ["default", "kube-system", "openshift-monitoring", "openshift", "ibm-system", "calico-system",
+             "tigera-operator", "dev"]
+    assert t.filter_namespaces(names, params(all_namespaces=True)) == ["default", "dev"]
+    assert len(t.filter_namespaces(names, params(all_namespaces=True, include_system_namespaces=True))) == 8
+
+
+def test_excludes_are_globs_and_skip_is_applied():
+    names = ["default", "sandbox-1", "sandbox-2", "dev", "prod"]
+    chosen = t.filter_namespaces(names, params(all_namespaces=True, exclude_namespaces=["sandbox-*"]),
+                                 skip=["default"])
+    assert chosen == ["dev", "prod"]
+
+
+def test_explicit_namespaces_are_used_as_given_without_duplicates():
+    assert t.filter_namespaces(["x"], params(namespaces=["kube-system", "b", "b"])) == ["kube-system", "b"]
+
+
+def test_map_bounded_keeps_order():
+    assert t.map_bounded(lambda x: x * 2, range(50), 8) == [x * 2 for x in range(50)]
+    assert t.map_bounded(lambda x: x, [], 8) == []
+
+
+@pytest.mark.parametrize("name,ok", [("all-icr-io", True), ("a.b", True), ("UPPER", False), ("", False),
+                                     ("x" * 254, False)])
+def test_object_names(name, ok):
+    assert (t.object_name_error(name) is None) == ok
