@@ -27,6 +27,8 @@ import re
 import tempfile
 import traceback
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 try:
     import tomli_w
     HAS_TOMLI_W = True
@@ -223,9 +225,10 @@ def normalize_settings(options, where):
         settings["client"] = _client_entries(options["client"], where + ".client")
     for flag in ("skip_verify", "override_path"):
         if options.get(flag) is not None:
-            if not isinstance(options[flag], bool):
-                raise ContainerdHostsError("%s.%s must be true or false" % (where, flag))
-            settings[flag] = options[flag]
+            try:  # the module's argument spec converts "yes"/"false"; so does the filter path
+                settings[flag] = boolean(options[flag], strict=True)
+            except TypeError:
+                raise ContainerdHostsError("%s.%s must be true or false, got %r" % (where, flag, options[flag]))
     if options.get("headers"):
         settings["headers"] = _headers(options["headers"], where + ".headers")
     if options.get("dial_timeout") is not None:

@@ -44,7 +44,12 @@ try:
 except ImportError as exc:  # pragma: no cover - reported by require_kubernetes()
     HAS_KUBERNETES = False
     KUBERNETES_IMPORT_ERROR = exc
-    ApiException = Urllib3Error = type("_Unavailable", (Exception,), {})
+
+    class ApiException(Exception):  # placeholders so the except clauses still parse
+        pass
+
+    class Urllib3Error(Exception):
+        pass
 
 RETRYABLE_STATUS = frozenset([429, 500, 502, 503, 504])
 WRITE_VERBS = frozenset(["create", "update", "patch", "delete"])

@@ -78,7 +78,7 @@ SA_PULL_SECRET_ARG_SPEC = dict(
             SERVICE_ACCOUNT_ARG_SPEC,
             service_accounts=dict(type="list", elements="str", default=["default"],
                                   aliases=["service_account"]),
-            secrets=dict(type="list", elements="str", required=True, aliases=["secret"]),
+            secrets=dict(type="list", elements="str", required=True, aliases=["secret"], no_log=False),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             missing_secret=dict(type="str", choices=["warn", "fail", "ignore"], default="warn"),
             **{"for": dict(type="list", elements="str", choices=sorted(LINK_FIELDS),

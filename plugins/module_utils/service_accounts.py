@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import time
+from functools import partial
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils import results
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (
@@ -139,29 +140,31 @@ def ensure_links(client, namespaces, service_accounts, names, link_for=("pull",)
     items, before, after = [], {}, {}
     for sa_name in service_accounts:
         accounts = wait_for_service_accounts(client, sa_name, namespaces, wait_timeout, parallelism)
-
-        def run(namespace, sa_name=sa_name, accounts=accounts):
-            account = accounts.get(namespace)
-            if account is None:
-                return results.item(namespace, sa_name, "failed",
-                                    "ServiceAccount %s not found in namespace %s after waiting "
-                                    "%ss (does the namespace exist?)" % (sa_name, namespace,
-                                                                         wait_timeout)), None
-            try:
-                action, changes, account = _link_one(client, namespace, sa_name, account, names,
-                                                     link_for, state, check_mode)
-            except KubeError as exc:
-                return results.item(namespace, sa_name, "failed", str(exc)), None
-            return _link_result(namespace, sa_name, account, action, changes), (account, changes)
-
-        for item, detail in map_bounded(run, namespaces, parallelism):
+        link = partial(_link_namespace, client, sa_name, accounts, names, link_for, state, check_mode,
+                       wait_timeout)
+        for item, account, changes in map_bounded(link, namespaces, parallelism):
             items.append(item)
-            if detail and detail[1]:
+            if changes:
                 key = "%s/%s" % (item["namespace"], sa_name)
-                account, changes = detail
                 before[key] = dict((field, _names(account.get(field))) for field in changes)
                 after[key] = dict((field, _names(refs)) for field, refs in changes.items())
     return items, {"before": before, "after": after}
+
+
+def _link_namespace(client, sa_name, accounts, names, link_for, state, check_mode, wait_timeout,
+                    namespace):
+    """(result item, account, changes) for one namespace's service account."""
+    account = accounts.get(namespace)
+    if account is None:
+        return results.item(namespace, sa_name, "failed",
+                            "ServiceAccount %s not found in namespace %s after waiting %ss (does "
+                            "the namespace exist?)" % (sa_name, namespace, wait_timeout)), None, {}
+    try:
+        action, changes, account = _link_one(client, namespace, sa_name, account, names, link_for,
+                                             state, check_mode)
+    except KubeError as exc:
+        return results.item(namespace, sa_name, "failed", str(exc)), None, {}
+    return _link_result(namespace, sa_name, account, action, changes), account, changes
 
 
 def _link_result(namespace, sa_name, account, action, changes):

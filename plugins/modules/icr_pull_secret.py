@@ -13,7 +13,7 @@ short_description: Ensure an image pull secret in many namespaces
 version_added: 0.1.0
 description:
   - Ensures a C(kubernetes.io/dockerconfigjson) secret with the same content in every
-    target namespace, in one call: one LIST reads all of them, and only the namespaces
+    target namespace, in one call. One LIST reads all of them, and only the namespaces
     that differ are written, in bounded parallel.
   - "Credentials come from exactly one source: an IBM Cloud IAM API key (username
     C(iamapikey), one entry per IBM Cloud Container Registry domain), an entitlement
@@ -26,7 +26,7 @@ description:
   - Secret values never appear in results, diffs or messages; results carry a
     C(sha256:) fingerprint of the content instead.
 author:
-  - ibmcloud.registry developers
+  - ibmcloud.registry maintainers (@ibmcloud-registry)
 options:
   name:
     description:

@@ -24,7 +24,7 @@ description:
   - A service account that does not exist yet (a namespace created moments ago) is
     waited for, up to O(service_account_timeout) seconds.
 author:
-  - ibmcloud.registry developers
+  - ibmcloud.registry maintainers (@ibmcloud-registry)
 options:
   secrets:
     description: Names of the secrets to reference.

@@ -70,7 +70,8 @@ def converge(runner, audit, prefix, task, check_first=True):
     assert results["second"]["t"]["changed"] is False
     assert audit.writes(mark, namespace_prefix=prefix) == []
     if check_first:
-        assert results["check"]["t"]["changed"] == results["first"]["t"]["changed"] is True
+        assert results["check"]["t"]["changed"] is True
+        assert results["first"]["t"]["changed"] is True
         assert [r["action"] for r in results["check"]["t"]["results"]] == \
             [r["action"] for r in results["first"]["t"]["results"]]
     return results

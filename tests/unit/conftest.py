@@ -10,12 +10,19 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import importlib.util
 import os
 import sys
 
-try:
-    import ansible_collections.ibmcloud.registry  # noqa: F401
-except ImportError:
+
+def _importable(name):
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
+
+
+if not _importable("ansible_collections.ibmcloud.registry"):
     _root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     _base = os.path.join(_root, ".tmp", "pytest-collections")
     _link = os.path.join(_base, "ansible_collections", "ibmcloud", "registry")

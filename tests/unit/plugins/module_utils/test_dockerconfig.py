@@ -108,4 +108,3 @@ def test_invalid_servers(server):
 def test_fingerprint_is_sha256_of_canonical_json():
     config = dc.build_dockerconfig(["a.io"], "u", "p")
     assert dc.fingerprint(config).startswith("sha256:") and len(dc.fingerprint(config)) == 71
-

@@ -148,7 +148,7 @@ def test_retries_429_and_5xx_then_succeeds_honouring_retry_after():
 
 def test_retries_are_bounded():
     c, sleeps = client(retries=2)
-    func = Flaky(*[api_error(500) for _ in range(5)])
+    func = Flaky(*[api_error(500)] * 5)
     with pytest.raises(kube.KubeError) as err:
         c.call("create Secret s in namespace n", func)
     assert func.calls == 3 and err.value.status == 500

@@ -12,7 +12,8 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils import pull_secr
 DESIRED = dc.build_dockerconfig(["us.icr.io"], "iamapikey", "key-1")
 
 
-def secret(config=DESIRED, managed=True, secret_type=dc.DOCKERCONFIGJSON_TYPE, data=None):
+def secret(config=None, managed=True, secret_type=dc.DOCKERCONFIGJSON_TYPE, data=None):
+    config = config or DESIRED
     labels = {ps.MANAGED_BY_LABEL: ps.MANAGED_BY_VALUE} if managed else {}
     return SimpleNamespace(type=secret_type, data=data if data is not None else dc.encode_secret_data(config),
                            metadata=SimpleNamespace(labels=labels, resource_version="7"))

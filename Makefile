@@ -1,0 +1,88 @@
+# Test and CI entry points. `make test` is what .ci/run runs.
+# Everything Python runs from .venv; Debian packages are installed when missing.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+REPO := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+VENV := $(REPO)/.venv
+PY := $(VENV)/bin/python
+ANSIBLE_TEST := $(REPO)/tests/ansible_test.sh
+export PATH := $(VENV)/bin:$(PATH)
+
+# Build tools for kube-apiserver (tests/cluster/build-k8s.sh), etcd, the containerd and
+# registry stand-ins, and what the scripts call. `make` must be there to read this file.
+DEBIAN_PACKAGES := golang-go rsync etcd-server etcd-client golang-github-modern-go-reflect2-dev \
+	jq containerd docker-registry skopeo apache2-utils make openssl git python3-venv
+
+# pytest exits 5 when it collected no test: not a failure here.
+PYTEST_OK := || test $$? -eq 5
+
+TEST_STEPS := sanity lint units integration functional
+
+.PHONY: help deps apt venv cluster cluster-stop sanity lint units integration functional test
+
+help:
+	@echo "make deps | cluster | cluster-stop | sanity | lint | units | integration | functional | test"
+
+## --- dependencies ---------------------------------------------------------------------
+
+deps: apt venv
+
+# dpkg-query first: apt-get update only runs when something is missing.
+apt:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	  [ "$$(dpkg-query -W -f='$${db:Status-Status}' "$$p" 2>/dev/null)" = installed ] || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV)/.deps-stamp
+
+# Reinstalled only when a requirements file changed since the last install.
+$(VENV)/.deps-stamp: $(wildcard $(REPO)/requirements*.txt)
+	@[ -x $(PY) ] || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -r $(REPO)/requirements-test.txt
+	@touch $@
+
+## --- local control plane (tests/cluster) ----------------------------------------------
+
+cluster: deps
+	IBMREG_K8S_BIN=$$(bash tests/cluster/build-k8s.sh) $(PY) tests/cluster/localcluster.py start
+
+# Stdlib only: works without .venv.
+cluster-stop:
+	python3 tests/cluster/localcluster.py stop
+
+## --- tests ----------------------------------------------------------------------------
+
+sanity: venv
+	$(ANSIBLE_TEST) sanity
+
+lint: venv
+	$(VENV)/bin/ansible-lint --profile production
+
+units: venv
+	$(VENV)/bin/pytest tests/unit -q $(PYTEST_OK)
+	$(ANSIBLE_TEST) units
+
+integration: cluster
+	$(ANSIBLE_TEST) integration
+
+functional: cluster
+	$(VENV)/bin/pytest tests/functional -m cluster -q $(PYTEST_OK)
+
+# Every step runs (-k) so one failure does not hide the next; the exit code is non-zero if
+# any failed. Under CI the cluster is stopped afterwards; locally it stays up for reuse.
+test:
+	@rc=0; $(MAKE) --no-print-directory -k deps cluster $(TEST_STEPS) || rc=$$?; \
+	if [ -n "$${CI:-}" ]; then $(MAKE) --no-print-directory cluster-stop; fi; \
+	if [ $$rc -ne 0 ]; then echo "make test: FAILED (see the errors above)"; fi; \
+	exit $$rc
+
+## --- demo / bench ---------------------------------------------------------------------
+# Targets owned by others go here (`demo`, `bench`): depend on `cluster` for the local
+# control plane and run tools from $(VENV)/bin. Keep them out of `test` unless CI needs them.

@@ -1,0 +1,654 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, ibmcloud.registry developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the OpenShift modules do, step by step: validate, detect, read, plan, write, report.
+
+Each ``run_*`` function takes the AnsibleModule, does the whole task and exits it.
+The pure plans live in ``openshift``; pull secrets and service account links reuse
+``pull_secrets`` and ``service_accounts`` exactly as ``icr_pull_secret`` does.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.ibmcloud.registry.plugins.module_utils import openshift as ocp
+from ansible_collections.ibmcloud.registry.plugins.module_utils import results
+from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig import (
+    DockerConfigError,
+    build_dockerconfig,
+    fingerprint,
+)
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (
+    KUBE_ARG_SPEC,
+    KubeError,
+    describe_target,
+    get_kube_client,
+    validate_kube_params,
+)
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets import (
+    ensure_pull_secrets,
+)
+from ansible_collections.ibmcloud.registry.plugins.module_utils.runners import (
+    SERVICE_ACCOUNT_ARG_SPEC,
+    common_errors,
+    fail_on_errors,
+)
+from ansible_collections.ibmcloud.registry.plugins.module_utils.service_accounts import (
+    LINK_FIELDS,
+    ensure_links,
+    missing_secrets,
+)
+from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import (
+    TARGET_ARG_SPEC,
+    map_bounded,
+    namespace_name_error,
+    object_name_error,
+    resolve_namespaces,
+)
+
+ROUTE_ARG_SPEC = dict(
+    KUBE_ARG_SPEC,
+    name=dict(type="str"),
+    namespace=dict(type="str"),
+    service=dict(type="str"),
+    target_port=dict(type="str", default="5000-tcp"),
+    termination=dict(type="str", choices=["reencrypt", "passthrough"], default="reencrypt"),
+    host=dict(type="str", aliases=["hostname"]),
+    tls=dict(type="dict", options=dict(
+        certificate=dict(type="str"),
+        key=dict(type="str", no_log=True),
+        ca_certificate=dict(type="str"),
+        destination_ca_certificate=dict(type="str"),
+    )),
+    balance=dict(type="str", choices=["source", "roundrobin", "leastconn", "random"],
+                 default="source"),
+    annotations=dict(type="dict", default={}),
+    wait=dict(type="bool", default=True),
+    wait_timeout=dict(type="int", default=120),
+)
+
+REGISTRY_CONFIG_ARG_SPEC = dict(
+    KUBE_ARG_SPEC,
+    storage=dict(type="str", choices=["emptyDir", "pvc"]),
+    allow_non_persistent_storage=dict(type="bool", default=False),
+    pvc_claim=dict(type="str"),
+    management_state=dict(type="str", choices=list(ocp.MANAGEMENT_STATES)),
+    default_route=dict(type="bool"),
+)
+
+INTERNAL_PULL_SECRET_ARG_SPEC = dict(
+    KUBE_ARG_SPEC,
+    **dict(
+        TARGET_ARG_SPEC,
+        **dict(
+            SERVICE_ACCOUNT_ARG_SPEC,
+            name=dict(type="str", default="internal-registry"),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            source_namespace=dict(type="str", default="default"),
+            source_service_account=dict(type="str", default="default"),
+            registry_host=dict(type="str"),
+            registry_port=dict(type="int"),
+            route_name=dict(type="str"),
+            route_namespace=dict(type="str"),
+            email=dict(type="str"),
+            service_accounts=dict(type="list", elements="str", default=["default"]),
+            force=dict(type="bool", default=False),
+        )
+    )
+)
+
+IMAGE_STREAM_TAG_ARG_SPEC = dict(
+    KUBE_ARG_SPEC,
+    namespace=dict(type="str"),
+    images=dict(type="list", elements="dict", required=True, options=dict(
+        source=dict(type="str", required=True),
+        target=dict(type="str", required=True),
+        reference_policy=dict(type="str", choices=list(ocp.REFERENCE_POLICIES)),
+        scheduled=dict(type="bool"),
+        insecure=dict(type="bool"),
+        import_mode=dict(type="str", choices=list(ocp.IMPORT_MODES)),
+    )),
+    reference_policy=dict(type="str", choices=list(ocp.REFERENCE_POLICIES), default="Local"),
+    scheduled=dict(type="bool", default=True),
+    insecure=dict(type="bool", default=False),
+    import_mode=dict(type="str", choices=list(ocp.IMPORT_MODES)),
+)
+
+BUILD_SECRET_ARG_SPEC = dict(
+    KUBE_ARG_SPEC,
+    **dict(
+        SERVICE_ACCOUNT_ARG_SPEC,
+        namespace=dict(type="str", required=True),
+        push_secret=dict(type="str", no_log=False),
+        pull_secret=dict(type="str", no_log=False),
+        build_configs=dict(type="list", elements="str", default=[]),
+        service_account=dict(type="str", default="builder"),
+        link_service_account=dict(type="bool", default=True),
+        link_for=dict(type="list", elements="str", choices=sorted(LINK_FIELDS),
+                      default=["pull", "mount"]),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        missing_secret=dict(type="str", choices=["warn", "fail", "ignore"], default="warn"),
+    )
+)
+
+
+# --- shared steps --------------------------------------------------------------------
+
+def _require_libraries(module, jmespath_needed=True):
+    from ansible.module_utils.basic import missing_required_lib
+
+    if jmespath_needed and not ocp.HAS_JMESPATH:
+        module.fail_json(msg=missing_required_lib("jmespath"),
+                         exception=str(ocp.JMESPATH_IMPORT_ERROR))
+
+
+def _connect(module, task, needed_groups):
+    """(client, OpenShiftAPI, groups, flavour); fails clearly when a group is missing."""
+    client = get_kube_client(module)
+    try:
+        groups = client.api_groups()
+    except KubeError as exc:
+        module.fail_json(msg=str(exc))
+    flavour = ocp.flavour_from_groups(groups)
+    problem = ocp.missing_api_message(task, groups, needed_groups)
+    if problem:
+        module.fail_json(msg=problem, flavour=flavour)
+    return client, ocp.OpenShiftAPI(client), groups, flavour
+
+
+def _name_errors(option, value, what=None):
+    if value is None:
+        return []
+    problem = object_name_error(value, what or option)
+    return ["%s: %s" % (option, problem)] if problem else []
+
+
+def _namespace_errors(option, value):
+    if value is None:
+        return []
+    problem = namespace_name_error(value)
+    return ["%s: %s" % (option, problem)] if problem else []
+
+
+# --- ocp_registry_route --------------------------------------------------------------
+
+def route_errors(params):
+    errors = validate_kube_params(params)
+    errors += _name_errors("name", params.get("name"), "route name")
+    errors += _namespace_errors("namespace", params.get("namespace"))
+    errors += _name_errors("service", params.get("service"), "service name")
+    problem = ocp.target_port_error(params["target_port"])
+    if problem:
+        errors.append(problem)
+    if params.get("host"):
+        problem = ocp.host_error(params["host"])
+        if problem:
+            errors.append("host: %s" % problem)
+    tls = dict((k, v) for k, v in (params.get("tls") or {}).items() if v is not None)
+    if tls and params["termination"] == "passthrough":
+        errors.append("tls certificates cannot be set with termination=passthrough (the "
+                      "registry's own certificate is used end to end)")
+    if tls.get("certificate") and not tls.get("key") or tls.get("key") and not tls.get("certificate"):
+        errors.append("tls.certificate and tls.key must be given together")
+    for option, value in tls.items():
+        if "-----BEGIN" not in value:
+            errors.append("tls.%s must be PEM content (use lookup('file', path)), not a file "
+                          "name" % option)
+    for key, value in (params.get("annotations") or {}).items():
+        if not isinstance(value, str):
+            errors.append("annotations: the value of %s must be a string" % key)
+    if not 0 <= params["wait_timeout"] <= 3600:
+        errors.append("wait_timeout must be between 0 and 3600 seconds")
+    return errors
+
+
+def run_ocp_registry_route(module):
+    params = module.params
+    fail_on_errors(module, route_errors(params))
+    _require_libraries(module)
+    client, api, _groups, flavour = _connect(module, "ocp_registry_route", ["route.openshift.io"])
+    location = ocp.registry_location(flavour, params.get("namespace"), params.get("service"))
+    namespace, service = location["namespace"], location["service"]
+    name = params.get("name") or service
+    annotations = dict(params.get("annotations") or {})
+    annotations[ocp.BALANCE_ANNOTATION] = params["balance"]
+    spec = ocp.route_spec(service, params["target_port"], params["termination"],
+                          params.get("host"), params.get("tls"))
+    result = dict(changed=False, flavour=flavour, name=name, namespace=namespace, service=service)
+    try:
+        svc = api.core_get("Service", service, namespace)
+        if svc is None:
+            module.fail_json(msg="Service %s not found in namespace %s: the internal registry is "
+                             "not there (on OpenShift 4 the image registry operator's "
+                             "managementState must be Managed; on 3.11 the registry is "
+                             "docker-registry in default)" % (service, namespace), **result)
+        problem = ocp.service_port_error(svc, params["target_port"], namespace, service)
+        if problem:
+            module.fail_json(msg=problem, **result)
+        action, before, after = api.ensure(
+            ocp.ROUTE_API, "Route", name, namespace,
+            lambda obj: ocp.plan_route(obj, name, namespace, spec, annotations),
+            check_mode=module.check_mode)
+    except (KubeError, ocp.OpenShiftError) as exc:
+        module.fail_json(msg=str(exc), **result)
+
+    past = {"create": "created", "update": "updated", "unchanged": "unchanged"}
+    result.update(changed=action != "unchanged", action=past[action],
+                  diff={"before": ocp.route_view(before, annotations, compare_to=after) or {},
+                        "after": ocp.route_view(after, annotations, compare_to=before) or {}})
+    host = ocp.admitted_host(after)
+    router = None
+    if host is None and not module.check_mode and params["wait"]:
+        try:
+            host, router = ocp.wait_for_admission(api, name, namespace, params["wait_timeout"],
+                                                  first=after)
+        except (KubeError, ocp.OpenShiftError) as exc:
+            module.fail_json(msg=str(exc), **result)
+    result.update(admitted=host is not None, router=router,
+                  host=host or ocp.dig(after, "spec", "host") or params.get("host"))
+    module.exit_json(**result)
+
+
+# --- ocp_registry_config -------------------------------------------------------------
+
+EMPTY_DIR_WARNING = ("The internal registry stores images in the emptyDir of the worker node "
+                     "where its pod runs. This storage is not persistent: when the pod or the "
+                     "worker node restarts, every image in the registry is deleted and cannot "
+                     "be recovered.")
+
+
+def registry_config_errors(params):
+    errors = validate_kube_params(params)
+    if params.get("storage") == "emptyDir" and not params["allow_non_persistent_storage"]:
+        errors.append("storage=emptyDir is not persistent: images are lost when the registry "
+                      "pod or its worker node restarts. Set allow_non_persistent_storage: true "
+                      "to confirm")
+    if params.get("pvc_claim") is not None and params.get("storage") != "pvc":
+        errors.append("pvc_claim is only used with storage=pvc")
+    errors += _name_errors("pvc_claim", params.get("pvc_claim"), "PVC name")
+    return errors
+
+
+def run_ocp_registry_config(module):
+    params = module.params
+    fail_on_errors(module, registry_config_errors(params))
+    _require_libraries(module)
+    changing = [key for key in ("storage", "management_state", "default_route")
+                if params.get(key) is not None]
+    client = get_kube_client(module)
+    try:
+        groups = client.api_groups()
+    except KubeError as exc:
+        module.fail_json(msg=str(exc))
+    flavour = ocp.flavour_from_groups(groups)
+    needed = ["imageregistry.operator.openshift.io"]
+    if flavour == ocp.KUBERNETES or (changing and flavour == ocp.OPENSHIFT_3):
+        module.fail_json(msg=ocp.missing_api_message("ocp_registry_config", groups, needed),
+                         flavour=flavour)
+    api = ocp.OpenShiftAPI(client)
+    location = ocp.registry_location(flavour)
+    result = dict(changed=False, flavour=flavour)
+
+    def plan(config):
+        if config is None:
+            raise ocp.OpenShiftError(
+                "configs.imageregistry.operator.openshift.io/cluster does not exist: the image "
+                "registry operator creates it when it starts; check the operator in "
+                "openshift-image-registry")
+        patch = ocp.registry_config_patch(config, params.get("storage"), params.get("pvc_claim"),
+                                          params.get("management_state"),
+                                          params.get("default_route"))
+        return ("update", patch) if patch else ("unchanged", None)
+
+    try:
+        after = None
+        if flavour == ocp.OPENSHIFT_4:
+            action, before, after = api.ensure(ocp.REGISTRY_OPERATOR_API, "Config",
+                                               ocp.REGISTRY_CONFIG_NAME, None, plan,
+                                               check_mode=module.check_mode)
+            result.update(changed=action != "unchanged",
+                          action="updated" if action == "update" else "unchanged",
+                          config=ocp.registry_config_view(after),
+                          storage=ocp.storage_summary(after),
+                          diff={"before": ocp.registry_config_view(before),
+                                "after": ocp.registry_config_view(after)})
+        else:
+            result.update(action="unchanged", config=None, storage=None)
+        pvc = api.core_get("PersistentVolumeClaim", ocp.pvc_claim_name(after, flavour),
+                           location["namespace"])
+        result["volume"] = ocp.volume_details(pvc)
+        result["default_route_host"] = None
+        if after is not None and ocp.dig(after, "spec", "defaultRoute") \
+                and "route.openshift.io" in groups:
+            route = api.get(ocp.ROUTE_API, "Route", ocp.DEFAULT_ROUTE_NAME, location["namespace"])
+            result["default_route_host"] = ocp.admitted_host(route)
+    except (KubeError, ocp.OpenShiftError) as exc:
+        module.fail_json(msg=str(exc), **result)
+
+    if params.get("storage") == "emptyDir":
+        module.warn(EMPTY_DIR_WARNING)
+    state = ocp.dig(after or {}, "spec", "managementState")
+    if result["changed"] and state == "Unmanaged":
+        module.warn("managementState is Unmanaged: the image registry operator does not apply "
+                    "this change until it is Managed (set management_state: Managed)")
+    module.exit_json(**result)
+
+
+# --- ocp_internal_pull_secret --------------------------------------------------------
+
+def internal_pull_secret_errors(params):
+    errors = common_errors(params)
+    errors += _name_errors("name", params["name"])
+    errors += _namespace_errors("source_namespace", params["source_namespace"])
+    errors += _name_errors("source_service_account", params["source_service_account"],
+                           "service account")
+    errors += _name_errors("route_name", params.get("route_name"), "route name")
+    errors += _namespace_errors("route_namespace", params.get("route_namespace"))
+    if params.get("registry_host"):
+        problem = ocp.host_error(params["registry_host"])
+        if problem:
+            errors.append("registry_host: %s" % problem)
+        if params.get("route_name") or params.get("route_namespace"):
+            errors.append("registry_host and route_name/route_namespace are mutually exclusive")
+    if params.get("registry_port") is not None and not 0 < params["registry_port"] < 65536:
+        errors.append("registry_port must be between 1 and 65535")
+    return errors
+
+
+def _route_host(api, flavour, params):
+    location = ocp.registry_location(flavour, params.get("route_namespace"))
+    name = params.get("route_name") or location["service"]
+    route = api.get(ocp.ROUTE_API, "Route", name, location["namespace"])
+    if route is None:
+        raise ocp.OpenShiftError(
+            "Route %s not found in namespace %s: create it first (ibmcloud.registry."
+            "ocp_registry_route) or set registry_host" % (name, location["namespace"]))
+    host = ocp.admitted_host(route) or ocp.dig(route, "spec", "host")
+    if not host:
+        raise ocp.OpenShiftError("Route %s/%s has no host yet: no router has admitted it"
+                                 % (location["namespace"], name))
+    return host, {"route": "%s/%s" % (location["namespace"], name)}
+
+
+def _source_secret(client, api, namespace, sa_name):
+    """The ``<sa>-dockercfg-*`` secret (dict) of a service account."""
+    account = api.core_get("ServiceAccount", sa_name, namespace)
+    if account is None:
+        raise ocp.OpenShiftError("ServiceAccount %s not found in namespace %s"
+                                 % (sa_name, namespace))
+    secret_name = ocp.dockercfg_secret_name(account, sa_name)
+    if secret_name is None:
+        listing = client.call(describe_target("list", "Secret", namespace),
+                              client.core.list_namespaced_secret, namespace,
+                              field_selector="type=kubernetes.io/dockercfg")
+        found = ocp.pick_dockercfg_secret(
+            [client.api_client.sanitize_for_serialization(s) for s in listing.items], sa_name)
+        if found is None:
+            raise ocp.OpenShiftError(
+                "ServiceAccount %s/%s has no %s%s* secret: OpenShift creates one per service "
+                "account while the internal registry is enabled" % (
+                    namespace, sa_name, sa_name, ocp.DOCKERCFG_INFIX))
+        return found
+    secret = api.core_get("Secret", secret_name, namespace)
+    if secret is None:
+        raise ocp.OpenShiftError("ServiceAccount %s/%s references secret %s, which does not "
+                                 "exist (yet)" % (namespace, sa_name, secret_name))
+    return secret
+
+
+def run_ocp_internal_pull_secret(module):
+    params = module.params
+    fail_on_errors(module, internal_pull_secret_errors(params))
+    state = params["state"]
+    needs_route = state == "present" and not params.get("registry_host")
+    _require_libraries(module, jmespath_needed=needs_route)
+    client = get_kube_client(module)
+    try:
+        groups = client.api_groups()
+    except KubeError as exc:
+        module.fail_json(msg=str(exc))
+    flavour = ocp.flavour_from_groups(groups)
+    needed = ["route.openshift.io"] if needs_route else []
+    problem = ocp.missing_api_message("ocp_internal_pull_secret", groups, needed)
+    if problem is None and flavour == ocp.KUBERNETES:
+        problem = ocp.missing_api_message("ocp_internal_pull_secret", groups,
+                                          ["image.openshift.io"])
+    if problem:
+        module.fail_json(msg=problem, flavour=flavour)
+    api = ocp.OpenShiftAPI(client)
+
+    name = params["name"]
+    desired, extra = None, dict(name=name, flavour=flavour)
+    try:
+        if state == "present":
+            if params.get("registry_host"):
+                host, origin = params["registry_host"], {"route": None}
+            else:
+                host, origin = _route_host(api, flavour, params)
+            server = ocp.registry_server(host, params.get("registry_port"))
+            secret = _source_secret(client, api, params["source_namespace"],
+                                    params["source_service_account"])
+            where = "Secret %s/%s" % (params["source_namespace"], secret["metadata"]["name"])
+            username, password, shape = ocp.internal_credentials(secret, where)
+            desired = build_dockerconfig([server], username, password, params.get("email"))
+            extra.update(server=server, fingerprint=fingerprint(desired), source=dict(
+                origin, namespace=params["source_namespace"],
+                service_account=params["source_service_account"],
+                secret=secret["metadata"]["name"], shape=shape))
+        namespaces = resolve_namespaces(client, params)
+    except (KubeError, DockerConfigError, ocp.OpenShiftError) as exc:
+        module.fail_json(msg=str(exc), **extra)
+
+    secret_items, secret_diff = ensure_pull_secrets(
+        client, namespaces, name, desired, state=state, force=params["force"],
+        check_mode=module.check_mode, parallelism=params["parallelism"])
+    sections = [("Secret %s" % name, secret_items)]
+    before, after = {"secrets": secret_diff["before"]}, {"secrets": secret_diff["after"]}
+    if params["service_accounts"]:
+        ready = [item["namespace"] for item in secret_items if item["action"] != "failed"]
+        link_items, link_diff = ensure_links(
+            client, ready, params["service_accounts"], [name], ("pull",), state,
+            module.check_mode, params["service_account_timeout"], params["parallelism"])
+        extra["service_accounts"] = link_items
+        sections.append(("Linking secret %s to service accounts" % name, link_items))
+        before["service_accounts"], after["service_accounts"] = link_diff["before"], link_diff["after"]
+    results.exit_with(module, sections, diff={"before": before, "after": after}, **extra)
+
+
+# --- ocp_image_stream_tag ------------------------------------------------------------
+
+def image_stream_tag_plan(params):
+    """(errors, streams): streams is an ordered list of ((namespace, stream), [(image, tag)])."""
+    errors = validate_kube_params(params)
+    errors += _namespace_errors("namespace", params.get("namespace"))
+    if not params["images"]:
+        errors.append("images must name at least one image")
+    streams, seen = {}, set()
+    order = []
+    for index, image in enumerate(params["images"] or []):
+        label = "images[%d]" % index
+        problem = ocp.source_error(image["source"])
+        if problem:
+            errors.append("%s: %s" % (label, problem))
+        try:
+            namespace, stream, tag = ocp.parse_target(image["target"], params.get("namespace"))
+        except ocp.OpenShiftError as exc:
+            errors.append("%s: %s" % (label, exc))
+            continue
+        key = (namespace, stream, tag)
+        if key in seen:
+            errors.append("%s: %s/%s:%s is the target of more than one image" % ((label,) + key))
+            continue
+        seen.add(key)
+
+        def pick(option, image=image):
+            return image[option] if image.get(option) is not None else params.get(option)
+
+        wanted = ocp.desired_tag(tag, image["source"], pick("reference_policy"),
+                                 pick("scheduled"), pick("insecure"), pick("import_mode"))
+        if (namespace, stream) not in streams:
+            streams[(namespace, stream)] = []
+            order.append((namespace, stream))
+        streams[(namespace, stream)].append((image, wanted))
+    return errors, [(key, streams[key]) for key in order]
+
+
+def _ensure_stream(api, namespace, stream, entries, existing, check_mode):
+    """Plan and write one ImageStream; returns (actions by tag, before tags, after tags)."""
+    wanted = [w for _image, w in entries]
+    seen = {}
+
+    def plan(obj):
+        actions, tags = ocp.plan_stream_tags(obj, wanted)
+        seen["actions"] = actions
+        if tags is None:
+            return "unchanged", None
+        if obj is None:
+            return "create", ocp.image_stream_body(namespace, stream, tags)
+        return "update", {"spec": {"tags": tags}}
+
+    _action, before, after = api.ensure(ocp.IMAGE_API, "ImageStream", stream, namespace, plan,
+                                        check_mode=check_mode, existing=existing, read_first=False)
+    return seen["actions"], before, after
+
+
+def run_ocp_image_stream_tag(module):
+    params = module.params
+    errors, streams = image_stream_tag_plan(params)
+    fail_on_errors(module, errors)
+    client, api, _groups, flavour = _connect(module, "ocp_image_stream_tag", ["image.openshift.io"])
+    namespaces = sorted(set(namespace for (namespace, _stream), _entries in streams))
+    try:
+        listed = map_bounded(lambda ns: api.list(ocp.IMAGE_API, "ImageStream", ns), namespaces,
+                             params["parallelism"])
+    except (KubeError, ocp.OpenShiftError) as exc:
+        module.fail_json(msg=str(exc), flavour=flavour)
+    existing = {}
+    for namespace, items in zip(namespaces, listed):
+        for obj in items:
+            existing[(namespace, obj["metadata"]["name"])] = obj
+
+    def run(stream_entry):
+        (namespace, stream), entries = stream_entry
+        try:
+            actions, before, after = _ensure_stream(api, namespace, stream, entries,
+                                                    existing.get((namespace, stream)),
+                                                    module.check_mode)
+        except (KubeError, ocp.OpenShiftError) as exc:
+            return [(image, wanted, "failed", str(exc), None, None) for image, wanted in entries]
+        old = dict((t.get("name"), t) for t in ocp.dig(before or {}, "spec", "tags", default=[]))
+        new = dict((t.get("name"), t) for t in ocp.dig(after or {}, "spec", "tags", default=[]))
+        return [(image, wanted, actions[wanted["name"]], None, old.get(wanted["name"]),
+                 new.get(wanted["name"])) for image, wanted in entries]
+
+    items, diff_before, diff_after = [], {}, {}
+    for (namespace, stream), outcome in zip([key for key, _ in streams],
+                                            map_bounded(run, streams, params["parallelism"])):
+        for image, wanted, action, error, old, new in outcome:
+            label = "%s:%s" % (stream, wanted["name"])
+            items.append(results.item(namespace, label, action, error, source=image["source"],
+                                      reference_policy=wanted["referencePolicy"]["type"],
+                                      scheduled=wanted["importPolicy"]["scheduled"]))
+            if action in ("created", "updated"):
+                key = "%s/%s" % (namespace, label)
+                diff_before[key] = ocp.tag_view(old)
+                diff_after[key] = ocp.tag_view(new or wanted)
+    results.exit_with(module, [("Image stream tags", items)],
+                      diff={"before": diff_before, "after": diff_after}, flavour=flavour)
+
+
+# --- ocp_build_secret ----------------------------------------------------------------
+
+def build_secret_errors(params):
+    errors = validate_kube_params(params)
+    errors += _namespace_errors("namespace", params["namespace"])
+    if not params.get("push_secret") and not params.get("pull_secret"):
+        errors.append("one of push_secret or pull_secret is required")
+    errors += _name_errors("push_secret", params.get("push_secret"), "secret")
+    errors += _name_errors("pull_secret", params.get("pull_secret"), "secret")
+    errors += _name_errors("service_account", params["service_account"], "service account")
+    for name in params["build_configs"]:
+        errors += _name_errors("build_configs", name, "BuildConfig name")
+    if len(set(params["build_configs"])) != len(params["build_configs"]):
+        errors.append("build_configs names a BuildConfig more than once")
+    if params["link_service_account"] and not params["link_for"]:
+        errors.append("link_for must include pull, mount or both")
+    if not params["build_configs"] and not params["link_service_account"]:
+        errors.append("nothing to do: name build_configs or set link_service_account")
+    if params.get("service_account_timeout") is not None \
+            and not 0 <= params["service_account_timeout"] <= 3600:
+        errors.append("service_account_timeout must be between 0 and 3600 seconds")
+    return errors
+
+
+def _ensure_build_config(api, namespace, name, existing, params, check_mode):
+    def plan(obj):
+        if obj is None:
+            raise ocp.OpenShiftError("BuildConfig %s not found in namespace %s" % (name, namespace))
+        patch = ocp.build_config_patch(obj, params.get("push_secret"), params.get("pull_secret"),
+                                       params["state"])
+        return ("update", patch) if patch else ("unchanged", None)
+
+    return api.ensure(ocp.BUILD_API, "BuildConfig", name, namespace, plan, check_mode=check_mode,
+                      existing=existing, read_first=False)
+
+
+def run_ocp_build_secret(module):
+    params = module.params
+    fail_on_errors(module, build_secret_errors(params))
+    client, api, _groups, flavour = _connect(module, "ocp_build_secret", ["build.openshift.io"])
+    namespace = params["namespace"]
+    secrets = [s for s in (params.get("push_secret"), params.get("pull_secret")) if s]
+    secrets = [s for index, s in enumerate(secrets) if s not in secrets[:index]]
+    extra = dict(flavour=flavour, namespace=namespace)
+
+    missing = []
+    try:
+        if params["state"] == "present" and params["missing_secret"] != "ignore":
+            missing = missing_secrets(client, secrets, [namespace]).get(namespace, [])
+        listed = {}
+        if params["build_configs"]:
+            for obj in api.list(ocp.BUILD_API, "BuildConfig", namespace):
+                listed[obj["metadata"]["name"]] = obj
+    except (KubeError, ocp.OpenShiftError) as exc:
+        module.fail_json(msg=str(exc), **extra)
+    if missing:
+        text = ("secret(s) %s do not exist in namespace %s; builds would fail to push or pull"
+                % (", ".join(missing), namespace))
+        if params["missing_secret"] == "fail":
+            module.fail_json(msg=text + "; nothing was written", **extra)
+        module.warn(text)
+
+    def run(name):
+        if name not in listed:
+            return results.item(namespace, name, "failed", "BuildConfig %s not found in namespace "
+                                "%s" % (name, namespace)), None
+        try:
+            action, before, after = _ensure_build_config(api, namespace, name, listed[name],
+                                                         params, module.check_mode)
+        except (KubeError, ocp.OpenShiftError) as exc:
+            return results.item(namespace, name, "failed", str(exc)), None
+        view = ocp.build_secrets_view(after)
+        done = {"create": "created", "update": "updated"}.get(action, action)
+        return results.item(namespace, name, done, **view), (before, after)
+
+    bc_items, before, after = [], {"build_configs": {}}, {"build_configs": {}}
+    for item, detail in map_bounded(run, params["build_configs"], params["parallelism"]):
+        bc_items.append(item)
+        if detail and item["action"] == "updated":
+            before["build_configs"][item["name"]] = ocp.build_secrets_view(detail[0])
+            after["build_configs"][item["name"]] = ocp.build_secrets_view(detail[1])
+    sections = [("Build secrets", bc_items)]
+    if params["link_service_account"]:
+        link_items, link_diff = ensure_links(
+            client, [namespace], [params["service_account"]], secrets, params["link_for"],
+            params["state"], module.check_mode, params["service_account_timeout"],
+            params["parallelism"])
+        extra["service_accounts"] = link_items
+        sections.append(("Linking %s to service account %s" % (", ".join(secrets),
+                                                                params["service_account"]),
+                         link_items))
+        before["service_accounts"], after["service_accounts"] = link_diff["before"], link_diff["after"]
+    extra["missing_secrets"] = missing
+    results.exit_with(module, sections, diff={"before": before, "after": after}, **extra)

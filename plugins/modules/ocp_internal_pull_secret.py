@@ -1,0 +1,226 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, ibmcloud.registry developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: ocp_internal_pull_secret
+short_description: Pull secrets for the OpenShift internal registry in many projects
+version_added: 0.1.0
+description:
+  - Lets deployments in other projects pull images from the internal registry
+    through its external route - the seed's step 8 of "Setting up a secure external
+    route for the internal registry", for any number of projects in one call.
+  - Reads the credentials from a service account's C(<sa>-dockercfg-*) secret (by
+    default C(default) in project C(default)) - both the shape before OpenShift 4.16
+    (C(username)/C(password) per registry) and the 4.16+ shape (only C(auth)) - and
+    builds a C(kubernetes.io/dockerconfigjson) secret for the route host (port
+    optional), without ever returning or logging the token.
+  - Creates or updates that secret in every target project and adds it to their
+    service accounts' C(imagePullSecrets) (by default C(default)), exactly as
+    M(ibmcloud.registry.icr_pull_secret) does - one LIST reads all projects, only
+    what differs is written, entries already on the service accounts stay.
+  - The host comes from the registry's Route (see M(ibmcloud.registry.ocp_registry_route))
+    unless O(registry_host) gives it.
+author:
+  - ibmcloud.registry developers
+options:
+  name:
+    description: Name of the pull secret in every target project.
+    type: str
+    default: internal-registry
+  state:
+    description:
+      - V(present) creates or updates the secret and the references; V(absent) removes
+        both (only secrets with the C(app.kubernetes.io/managed-by=ibmcloud.registry)
+        label unless O(force) is set).
+    type: str
+    choices: [present, absent]
+    default: present
+  source_namespace:
+    description: Project of the service account whose credentials are used.
+    type: str
+    default: default
+  source_service_account:
+    description:
+      - Service account whose C(<sa>-dockercfg-*) secret holds the credentials. Pulls
+        with them are allowed where this service account may pull (C(system:image-puller)).
+    type: str
+    default: default
+  registry_host:
+    description:
+      - Host name of the registry for the secret. Not given - the host of the Route
+        O(route_name) in O(route_namespace).
+    type: str
+  registry_port:
+    description:
+      - Port added to the host in the secret, for example V(5000) as in the seed's
+        example. Not given - the host alone, which matches image names without a
+        port (the route listens on 443).
+    type: int
+  route_name:
+    description: The registry's Route. Defaults to C(image-registry) (OpenShift 4) or C(docker-registry) (3.11).
+    type: str
+  route_namespace:
+    description: Project of the Route. Defaults to C(openshift-image-registry) (OpenShift 4) or C(default) (3.11).
+    type: str
+  email:
+    description: Email stored with the registry entry. Registries ignore it; the seed uses C(a@b.c).
+    type: str
+  service_accounts:
+    description:
+      - Service accounts in each target project that reference the secret in
+        C(imagePullSecrets). An empty list leaves service accounts alone.
+    type: list
+    elements: str
+    default: [default]
+  service_account_timeout:
+    description: Seconds to wait for a service account that does not exist yet.
+    type: int
+    default: 30
+  force:
+    description:
+      - With O(state=present), overwrite an existing secret whose content cannot be
+        parsed. With O(state=absent), delete secrets that this collection did not create.
+    type: bool
+    default: false
+requirements:
+  - openshift >= 0.13
+  - jmespath >= 1.0
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - ibmcloud.registry.kube
+  - ibmcloud.registry.targeting
+attributes:
+  check_mode:
+    support: full
+    description: Reads only; reports the same changes a real run would make.
+  diff_mode:
+    support: full
+    description: Shows server and username per project; the token is redacted.
+notes:
+  - From OpenShift 4.16 the token in C(<sa>-dockercfg-*) secrets is a bound token
+    that OpenShift renews; run the task again (for example on a schedule) to refresh
+    the copies. A run with unchanged credentials writes nothing.
+seealso:
+  - module: ibmcloud.registry.ocp_registry_route
+  - module: ibmcloud.registry.icr_pull_secret
+  - module: ibmcloud.registry.sa_pull_secret
+"""
+
+EXAMPLES = r"""
+# Seed, "Setting up a secure external route for the internal registry", step 8:
+# an image pull secret for the route host in each project, added to its default
+# service account.
+- name: Internal registry pull secret in the team projects
+  ibmcloud.registry.ocp_internal_pull_secret:
+    namespaces: [team-a, team-b]
+
+- name: The seed's variant, host with port 5000 and a fictional email, in every labelled project
+  ibmcloud.registry.ocp_internal_pull_secret:
+    name: internal-registry
+    registry_port: 5000
+    email: a@b.c
+    namespace_selector: ["pulls-internal=true"]
+
+- name: Credentials of a dedicated service account, explicit host
+  ibmcloud.registry.ocp_internal_pull_secret:
+    source_namespace: images
+    source_service_account: puller
+    registry_host: registry.example.com
+    all_namespaces: true
+    exclude_namespaces: [sandbox-*]
+
+- name: Remove them again
+  ibmcloud.registry.ocp_internal_pull_secret:
+    state: absent
+    namespaces: [team-a, team-b]
+"""
+
+RETURN = r"""
+name:
+  description: Name of the secret.
+  returned: always
+  type: str
+  sample: internal-registry
+server:
+  description: The registry server the secret holds credentials for.
+  returned: when state is present
+  type: str
+  sample: image-registry-openshift-image-registry.mycluster-abc123.us-south.containers.appdomain.cloud
+fingerprint:
+  description: C(sha256:) of the canonical JSON content.
+  returned: when state is present
+  type: str
+source:
+  description:
+    - Where the credentials came from - C(namespace), C(service_account), C(secret),
+      C(shape) (V(username-password) before OpenShift 4.16, V(auth-only) from 4.16)
+      and C(route) (the Route the host came from, or null).
+  returned: when state is present
+  type: dict
+  sample: {namespace: default, service_account: default, secret: default-dockercfg-mpcn4,
+           shape: username-password, route: openshift-image-registry/image-registry}
+results:
+  description: One entry per target project.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    namespace:
+      description: The project.
+      type: str
+    name:
+      description: The secret name.
+      type: str
+    action:
+      description: What happened (or, in check mode, would happen).
+      type: str
+      sample: created
+    error:
+      description: Why this project failed.
+      type: str
+      returned: when action is failed
+counts:
+  description: Number of projects per action.
+  returned: always
+  type: dict
+  sample: {created: 2, updated: 0, unchanged: 0, deleted: 0, absent: 0, failed: 0}
+service_accounts:
+  description: Per project and service account, the references added or removed.
+  returned: when O(service_accounts) is not empty
+  type: list
+  elements: dict
+  sample: [{namespace: team-a, name: default, action: updated, added: [internal-registry], removed: []}]
+flavour:
+  description: What API discovery found - V(openshift4), V(openshift3) or V(kubernetes).
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift_runners import (
+    INTERNAL_PULL_SECRET_ARG_SPEC,
+    run_ocp_internal_pull_secret,
+)
+from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import (
+    TARGET_MUTUALLY_EXCLUSIVE,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=INTERNAL_PULL_SECRET_ARG_SPEC,
+        mutually_exclusive=TARGET_MUTUALLY_EXCLUSIVE + [("registry_host", "route_name"),
+                                                        ("registry_host", "route_namespace")],
+        supports_check_mode=True,
+    )
+    run_ocp_internal_pull_secret(module)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, ibmcloud.registry developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: ocp_registry_config
+short_description: Storage, management state and default route of the OpenShift internal registry
+version_added: 0.1.0
+description:
+  - Manages the image registry operator's configuration,
+    C(configs.imageregistry.operator.openshift.io/cluster) - the storage backend
+    (switch to the worker node's C(emptyDir), or to a PVC), C(spec.managementState),
+    and C(spec.defaultRoute) - with JSON merge patches guarded by the object's
+    C(resourceVersion). Only the options given are compared and changed.
+  - Reports the registry's storage volume - the size and storage class of its PVC
+    (C(image-registry-storage) in C(openshift-image-registry) on OpenShift 4,
+    C(registry-backing) in C(default) on OpenShift 3.11), like C(oc describe pvc).
+  - Switching to C(emptyDir) is done only when asked, with
+    O(allow_non_persistent_storage=true), and always warns - images in C(emptyDir)
+    are lost when the registry pod or its worker node restarts.
+  - OpenShift 3.11 has no image registry operator - there the module only reports the
+    volume, and fails clearly if asked to change anything. On plain Kubernetes it
+    fails with a message that says the cluster is not OpenShift.
+author:
+  - ibmcloud.registry developers
+options:
+  storage:
+    description:
+      - Storage backend of the registry. V(emptyDir) - the worker node's empty
+        directory (fast, B(not persistent)). V(pvc) - a persistent volume claim.
+        Other backends configured (for example C(ibmcos) or C(s3)) are removed from
+        the configuration.
+      - Not given - the storage is left as it is.
+    type: str
+    choices: [emptyDir, pvc]
+  allow_non_persistent_storage:
+    description:
+      - Must be V(true) with O(storage=emptyDir), to confirm that losing every image
+        on a pod or node restart is acceptable.
+    type: bool
+    default: false
+  pvc_claim:
+    description:
+      - With O(storage=pvc), the name of the claim. Not given - any claim is fine, and
+        when switching the operator creates C(image-registry-storage).
+    type: str
+  management_state:
+    description:
+      - C(spec.managementState). V(Managed) lets the operator apply the configuration
+        (needed for a storage change to take effect, for example on Satellite clusters
+        that are V(Unmanaged)).
+    type: str
+    choices: [Managed, Unmanaged, Force, Removed]
+  default_route:
+    description:
+      - C(spec.defaultRoute) - whether the operator exposes the registry with its own
+        reencrypt route C(default-route). An alternative to
+        M(ibmcloud.registry.ocp_registry_route).
+    type: bool
+requirements:
+  - openshift >= 0.13
+  - jmespath >= 1.0
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - ibmcloud.registry.kube
+attributes:
+  check_mode:
+    support: full
+    description: Reads only; reports the same change a real run would make.
+  diff_mode:
+    support: full
+    description: Shows management state, storage backend and default route before and after.
+notes:
+  - O(parallelism) has no effect; the module writes one object.
+  - Resizing the volume is done in the IBM Cloud infrastructure account; the PVC
+    does not show the new size afterwards (see the seed).
+seealso:
+  - module: ibmcloud.registry.ocp_registry_route
+"""
+
+EXAMPLES = r"""
+# Seed, "Classic: Storing images in the internal registry" - viewing volume details.
+- name: Size and storage class of the registry's volume (OpenShift 4 or 3.11)
+  ibmcloud.registry.ocp_registry_config:
+  register: registry
+
+- name: Show them
+  ansible.builtin.debug:
+    msg: "{{ registry.volume.size }} of {{ registry.volume.storage_class }} ({{ registry.volume.phase }})"
+
+# Seed, "Storing images in the worker node empty directory", steps 2 and 3.
+- name: Store registry images in the worker node's emptyDir (NOT persistent)
+  ibmcloud.registry.ocp_registry_config:
+    storage: emptyDir
+    allow_non_persistent_storage: true
+    management_state: Managed
+
+- name: Back to persistent storage on a PVC the operator creates
+  ibmcloud.registry.ocp_registry_config:
+    storage: pvc
+
+- name: Let the operator expose the registry itself (default-route)
+  ibmcloud.registry.ocp_registry_config:
+    default_route: true
+  register: registry
+
+- name: Its host, once the operator created the route and a router admitted it
+  ansible.builtin.debug:
+    var: registry.default_route_host
+"""
+
+RETURN = r"""
+config:
+  description: The operator configuration after the task (in check mode, as it would be).
+  returned: on OpenShift 4
+  type: dict
+  contains:
+    management_state:
+      description: C(spec.managementState).
+      type: str
+      sample: Managed
+    storage:
+      description: The configured storage backend.
+      type: str
+      sample: emptyDir
+    default_route:
+      description: C(spec.defaultRoute).
+      type: bool
+    pvc_claim:
+      description: The claim name, when the backend is C(pvc) (null when the operator picks it).
+      type: str
+      returned: when the backend is pvc
+storage:
+  description: Storage backend type and whether it is persistent.
+  returned: on OpenShift 4
+  type: dict
+  sample: {type: emptyDir, persistent: false}
+volume:
+  description: The registry's PVC, or null when there is none.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: PVC name.
+      type: str
+      sample: image-registry-storage
+    namespace:
+      description: PVC namespace.
+      type: str
+    phase:
+      description: C(Bound), C(Pending) or C(Lost).
+      type: str
+    storage_class:
+      description: Storage class.
+      type: str
+      sample: ibmc-file-gold
+    size:
+      description: Capacity of the bound volume, or the requested size while it is not bound.
+      type: str
+      sample: 100Gi
+    requested:
+      description: Size requested in the PVC spec.
+      type: str
+    capacity:
+      description: Capacity reported in the PVC status (null until bound).
+      type: str
+    access_modes:
+      description: Access modes.
+      type: list
+      elements: str
+    volume_name:
+      description: Bound persistent volume.
+      type: str
+default_route_host:
+  description: Host of the operator's C(default-route), when it is enabled and admitted.
+  returned: always
+  type: str
+action:
+  description: V(updated) or V(unchanged).
+  returned: success
+  type: str
+flavour:
+  description: What API discovery found - V(openshift4), V(openshift3) or V(kubernetes).
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift_runners import (
+    REGISTRY_CONFIG_ARG_SPEC,
+    run_ocp_registry_config,
+)
+
+
+def main():
+    module = AnsibleModule(argument_spec=REGISTRY_CONFIG_ARG_SPEC, supports_check_mode=True)
+    run_ocp_registry_config(module)
+
+
+if __name__ == "__main__":
+    main()
