@@ -75,13 +75,18 @@ integration: cluster
 functional: cluster
 	$(VENV)/bin/pytest tests/functional -m cluster -q $(PYTEST_OK)
 
-# Every step runs (-k) so one failure does not hide the next; the exit code is non-zero if
-# any failed. Under CI the cluster is stopped afterwards; locally it stays up for reuse.
+# Every step runs, so one failure does not hide the next; the exit code is non-zero if any
+# failed. Under CI the cluster is stopped afterwards; locally it stays up for reuse.
 test:
-	@rc=0; $(MAKE) --no-print-directory -k deps cluster $(TEST_STEPS) || rc=$$?; \
+	@summary=""; failed=""; \
+	for step in deps cluster $(TEST_STEPS); do \
+	  start=$$SECONDS; \
+	  if $(MAKE) --no-print-directory $$step; then result=ok; else result=FAILED; failed="$$failed $$step"; fi; \
+	  summary="$$summary  $$step: $$result ($$((SECONDS - start))s)\n"; \
+	done; \
 	if [ -n "$${CI:-}" ]; then $(MAKE) --no-print-directory cluster-stop; fi; \
-	if [ $$rc -ne 0 ]; then echo "make test: FAILED (see the errors above)"; fi; \
-	exit $$rc
+	printf "\nmake test:\n$$summary"; \
+	if [ -n "$$failed" ]; then echo "make test FAILED:$$failed"; exit 1; fi
 
 ## --- demo / bench ---------------------------------------------------------------------
 # Targets owned by others go here (`demo`, `bench`): depend on `cluster` for the local

@@ -78,6 +78,10 @@ write_integration_config() {
 
 command=${1:?usage: $0 sync|sanity|units|integration [ansible-test options]}
 shift
+# One run at a time per repository: runs share the copy.
+mkdir -p "$root"
+exec 9> "$root/.lock"
+flock 9
 sync_copy
 case $command in
   sync) echo "$copy" ;;

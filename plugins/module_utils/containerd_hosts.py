@@ -617,8 +617,8 @@ def cluster_bundle(registries, prune=False):
         data[key] = render_spec(spec)
         keys[spec["directory"]] = key
         sensitive = sensitive or has_headers(document)
-        lines.append("install_hosts %s %s %04o" % (_shell_quote(key), _shell_quote(spec["directory"]),
-                                                  file_mode(document)))
+        lines.append("install_hosts %s %s %04o"
+                     % (_shell_quote(key), _shell_quote(spec["directory"]), file_mode(document)))
     if prune:
         lines.append("prune_hosts")
     declared = "|".join(_shell_quote(d) for d in directories) or "''"
@@ -793,9 +793,9 @@ def _plan_containerd_config(params, version, warnings):
         warnings.append(message)
     if not report["ok"]:
         if check == "check":
-            warnings.append("%s: %s is %r, which does not include %s: the CRI plugin (kubelet pulls) "
-                            "will not use these hosts.toml files" % (path, report["key"],
-                                                                     report["config_path"], root))
+            current = "%r" % report["config_path"] if report["config_path"] else "not set"
+            warnings.append("%s: %s is %s, which does not include %s: the CRI plugin (kubelet pulls) "
+                            "will not use these hosts.toml files" % (path, report["key"], current, root))
         else:
             report["changed"] = True
             report["document"] = with_config_path(current, root)
@@ -823,6 +823,9 @@ def run(module):
     warnings = []
     result = {"changed": False, "pruned": []}
     try:
+        for option in ("config_path", "containerd_config"):
+            if not os.path.isabs(params[option]):
+                raise ContainerdHostsError("%s must be an absolute path, got %s" % (option, params[option]))
         version = parse_version(params["containerd_version"]) if params["containerd_version"] else None
         if params["containerd_version"] and version is None:
             raise ContainerdHostsError("containerd_version %r is not a version such as 1.7 or 2.1.4"

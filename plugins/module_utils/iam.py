@@ -221,6 +221,7 @@ class IamClient:
             except ApiException as exc:
                 response = getattr(exc, "http_response", None)
                 if exc.status_code in RETRYABLE_STATUS and attempt < self.retries:
+                    self._before_retry()
                     self._sleep(_retry_after(getattr(response, "headers", None), attempt))
                     attempt += 1
                     continue
@@ -228,6 +229,7 @@ class IamClient:
             except requests.exceptions.RetryError as exc:
                 # The SDK's urllib3 retries (if anything enabled them) ran out.
                 if attempt < self.retries:
+                    self._before_retry()
                     self._sleep(_retry_after(None, attempt))
                     attempt += 1
                     continue
@@ -236,12 +238,20 @@ class IamClient:
                                                   exc.__class__.__name__), status=429, operation=operation)
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
                 if attempt < self.retries:
+                    self._before_retry()
                     self._sleep(_retry_after(None, attempt))
                     attempt += 1
                     continue
                 raise IamError("IAM call %s failed: could not reach %s after %d attempts (%s)"
                                % (self._describe(operation), self.base_url, attempt + 1,
                                   exc.__class__.__name__), operation=operation)
+
+    def _before_retry(self):
+        """Forget a failed token request: the SDK's token manager otherwise believes one
+        is still in flight and makes the next caller wait up to 60 seconds for it."""
+        manager = getattr(self.authenticator, "token_manager", None)
+        if manager is not None:
+            manager.request_time = 0
 
     @staticmethod
     def _describe(operation):

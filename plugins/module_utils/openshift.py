@@ -470,7 +470,7 @@ def wait_for_admission(api, name, namespace, timeout, first=None, poll=0.5, slee
     """Poll the Route until a router admits its host; bounded by ``timeout`` seconds.
 
     ``first`` is an already read copy of the route (saves a GET when it is admitted).
-    Returns (host, router). Raises OpenShiftError when a router rejects the route or
+    Returns (host, router, route). Raises OpenShiftError when a router rejects the route or
     time runs out; the message says which and what to check.
     """
     deadline = clock() + timeout
@@ -483,7 +483,7 @@ def wait_for_admission(api, name, namespace, timeout, first=None, poll=0.5, slee
                                      "admit it" % (namespace, name))
         state, host, detail = route_admission(route)
         if state == "admitted":
-            return host, detail.get("router")
+            return host, detail.get("router"), route
         if state == "rejected":
             raise OpenShiftError(
                 "Router %s rejected Route %s/%s for host %s: %s: %s" % (
@@ -656,6 +656,15 @@ def pick_dockercfg_secret(secrets, sa_name):
                                        dig(s, "metadata", "name")))[-1]
 
 
+def _server_rank(server):
+    """Sort key: the registry's service name first, then its other in-cluster names."""
+    if any(server.startswith(hint + ":") for hint in _INTERNAL_HINTS):
+        return (0, server)
+    if any(hint in server for hint in _INTERNAL_HINTS):
+        return (1, server)
+    return (2, server)
+
+
 def internal_credentials(secret, where):
     """(username, password, shape) from a ``*-dockercfg-*`` secret (dict, base64 data).
 
@@ -668,9 +677,7 @@ def internal_credentials(secret, where):
     auths = document["auths"]
     if not auths:
         raise OpenShiftError("%s holds no registry entry" % where)
-    servers = sorted(auths)
-    preferred = [s for s in servers if any(hint in s for hint in _INTERNAL_HINTS)]
-    entry = auths[(preferred or servers)[0]]
+    entry = auths[sorted(auths, key=_server_rank)[0]]
     if not isinstance(entry, dict):
         raise OpenShiftError("%s: a registry entry is not a JSON object" % where)
     username, password = credentials(entry)

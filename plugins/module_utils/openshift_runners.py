@@ -234,17 +234,18 @@ def run_ocp_registry_route(module):
         module.fail_json(msg=str(exc), **result)
 
     past = {"create": "created", "update": "updated", "unchanged": "unchanged"}
-    result.update(changed=action != "unchanged", action=past[action],
-                  diff={"before": ocp.route_view(before, annotations, compare_to=after) or {},
-                        "after": ocp.route_view(after, annotations, compare_to=before) or {}})
-    host = ocp.admitted_host(after)
-    router = None
+    result.update(changed=action != "unchanged", outcome=past[action])
+    state, spec_host, detail = ocp.route_admission(after or {})
+    host, router = (spec_host, detail.get("router")) if state == "admitted" else (None, None)
     if host is None and not module.check_mode and params["wait"]:
         try:
-            host, router = ocp.wait_for_admission(api, name, namespace, params["wait_timeout"],
-                                                  first=after)
+            host, router, after = ocp.wait_for_admission(api, name, namespace,
+                                                         params["wait_timeout"], first=after)
         except (KubeError, ocp.OpenShiftError) as exc:
             module.fail_json(msg=str(exc), **result)
+    if result["changed"]:
+        result["diff"] = {"before": ocp.route_view(before, annotations, compare_to=after) or {},
+                          "after": ocp.route_view(after, annotations, compare_to=before) or {}}
     result.update(admitted=host is not None, router=router,
                   host=host or ocp.dig(after, "spec", "host") or params.get("host"))
     module.exit_json(**result)
@@ -308,13 +309,14 @@ def run_ocp_registry_config(module):
                                                ocp.REGISTRY_CONFIG_NAME, None, plan,
                                                check_mode=module.check_mode)
             result.update(changed=action != "unchanged",
-                          action="updated" if action == "update" else "unchanged",
+                          outcome="updated" if action == "update" else "unchanged",
                           config=ocp.registry_config_view(after),
-                          storage=ocp.storage_summary(after),
-                          diff={"before": ocp.registry_config_view(before),
-                                "after": ocp.registry_config_view(after)})
+                          storage=ocp.storage_summary(after))
+            if result["changed"]:
+                result["diff"] = {"before": ocp.registry_config_view(before),
+                                  "after": ocp.registry_config_view(after)}
         else:
-            result.update(action="unchanged", config=None, storage=None)
+            result.update(outcome="unchanged", config=None, storage=None)
         pvc = api.core_get("PersistentVolumeClaim", ocp.pvc_claim_name(after, flavour),
                            location["namespace"])
         result["volume"] = ocp.volume_details(pvc)

@@ -29,7 +29,7 @@ description:
     C(ibmcloud.registry.containerd_hosts) role in cluster mode instead; it renders the same
     content into a ConfigMap and a DaemonSet.
 author:
-  - ibmcloud.registry developers
+  - ibmcloud.registry maintainers (@ibmcloud-registry)
 requirements:
   - tomli_w on the node (Debian/Ubuntu package C(python3-tomli-w), or C(pip install tomli-w))
   - tomli on the node when its Python is older than 3.11

@@ -180,8 +180,8 @@ default_route_host:
   description: Host of the operator's C(default-route), when it is enabled and admitted.
   returned: always
   type: str
-action:
-  description: V(updated) or V(unchanged).
+outcome:
+  description: V(updated) or V(unchanged) (in check mode, what would happen).
   returned: success
   type: str
 flavour:

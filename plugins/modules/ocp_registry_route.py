@@ -177,8 +177,10 @@ router:
   returned: always
   type: str
   sample: default
-action:
-  description: V(created), V(updated) or V(unchanged) (in check mode, what would happen).
+outcome:
+  description:
+    - V(created), V(updated) or V(unchanged) (in check mode, what would happen). Not
+      called C(action), which some callbacks overwrite with the module name.
   returned: success
   type: str
 name:

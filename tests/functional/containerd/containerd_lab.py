@@ -238,7 +238,7 @@ class Containerd:
         if not os.path.exists(self.address):
             return False
         return subprocess.run(["ctr", "--address", self.address, "version"],
-                              capture_output=True).returncode == 0
+                              capture_output=True, check=False).returncode == 0
 
     def pull(self, ref, hosts_dir=None, user=None, namespace="default"):
         """``ctr images pull`` through ``hosts_dir``; returns the CompletedProcess."""
@@ -248,15 +248,7 @@ class Containerd:
             argv += ["--hosts-dir", hosts_dir]
         if user:
             argv += ["--user", user]
-        return subprocess.run(argv + [ref], capture_output=True, text=True, timeout=120)
-
-    def remove_images(self, namespace="default"):
-        listing = subprocess.run(["ctr", "--address", self.address, "--namespace", namespace,
-                                  "images", "list", "--quiet"], capture_output=True, text=True)
-        names = listing.stdout.split()
-        if names:
-            subprocess.run(["ctr", "--address", self.address, "--namespace", namespace,
-                            "images", "rm", "--sync"] + names, capture_output=True)
+        return subprocess.run(argv + [ref], capture_output=True, text=True, timeout=120, check=False)
 
     def stop(self):
         self.process.stop()

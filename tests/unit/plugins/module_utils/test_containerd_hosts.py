@@ -102,6 +102,14 @@ def test_capabilities_are_lowercased_and_deduplicated():
         "capabilities": ["pull", "resolve"]}
 
 
+def test_booleans_are_converted_like_the_module_does():
+    # The filter path gets extra vars as strings; the module's argument spec converts them.
+    assert spec(server_settings={"skip_verify": "yes"})["settings"] == {"skip_verify": True}
+    assert spec(server_settings={"override_path": "false"})["settings"] == {"override_path": False}
+    with pytest.raises(ch.ContainerdHostsError, match="skip_verify must be true or false"):
+        spec(server_settings={"skip_verify": "maybe"})
+
+
 def test_bad_dial_timeout():
     with pytest.raises(ch.ContainerdHostsError, match="dial_timeout"):
         spec(hosts=[{"url": "https://m", "dial_timeout": "3 seconds"}])

@@ -1,0 +1,284 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, ibmcloud.registry developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: iam_pull_secret
+short_description: Mint a service ID API key straight into image pull secrets, reuse or rotate it
+version_added: 0.1.0
+description:
+  - Writes an IBM Cloud Container Registry image pull secret (username C(iamapikey), one
+    entry per C(icr.io) domain chosen by O(regions) and O(endpoints)) into every target
+    namespace, holding an API key of an IAM service ID, in one step. The key value
+    never passes through Ansible variables, results, facts or logs.
+  - Reuse - when the target secrets already hold a key that IAM still knows (looked up
+    by value) and that belongs to the service ID, no key is created, and only secrets
+    that differ are written. A rerun is no change, with no write to IAM or the cluster.
+  - Otherwise a new key is created (named O(api_key_name), with a description marked
+    C([managed-by ibmcloud.registry])) and written to the secrets. If no secret could
+    be written, the new key is deleted again.
+  - Rotation (O(rotate=true)) - a new key is created, every target secret is updated,
+    then the keys that this collection created earlier under O(api_key_name) for the
+    service ID are deleted. Keys that it did not create are never deleted. If any
+    secret could not be updated, the old keys are kept and the task fails with the
+    namespaces that failed.
+  - Optionally adds the secret to service accounts (C(imagePullSecrets)), keeping the
+    entries already there.
+  - "Reproduces steps 4 to 8 of the seed task \"Creating an image pull secret with
+    different IAM API key credentials\" and, with the service ID and policy modules or
+    the ibmcloud.registry.iam_pull_secret role, C(ibmcloud ks cluster pull-secret apply)."
+author:
+  - ibmcloud.registry developers
+options:
+  service_id:
+    description:
+      - Name or ID (C(ServiceId-...)) of the service ID whose API key the secrets hold.
+        It must exist (see M(ibmcloud.registry.iam_service_id)), except in check mode.
+    type: str
+    required: true
+  api_key_name:
+    description:
+      - Name of the API keys this task creates, and by which (with the marker in their
+        description) rotation recognises the keys it may delete.
+      - Defaults to C(<service ID name>-key).
+      - Use one name per set of secrets that should share a key; two tasks with the same
+        service ID and key name rotate each other's keys away.
+    type: str
+  api_key_description:
+    description:
+      - Description of the API keys this task creates; C([managed-by ibmcloud.registry])
+        is appended.
+      - Defaults to C(API key for service ID <name>, stored in image pull secret <secret>).
+    type: str
+  rotate:
+    description:
+      - Create a new key even if the secrets hold a valid one, update every secret, then
+        delete the older keys this collection created under O(api_key_name). Always a
+        change; use it on a schedule or with a condition.
+    type: bool
+    default: false
+  name:
+    description:
+      - Name of the secret in every target namespace.
+    type: str
+    default: all-icr-io
+  state:
+    description:
+      - V(present) ensures the secrets (and the key they hold).
+      - V(absent) deletes the secrets (only those labelled
+        C(app.kubernetes.io/managed-by=ibmcloud.registry) unless O(force)), removes them
+        from O(service_accounts), and, when every secret is gone, deletes the keys this
+        collection created under O(api_key_name).
+    type: str
+    choices: [present, absent]
+    default: present
+  regions:
+    description:
+      - IAM regions whose registry domains the secret covers, for example V(us-south)
+        (C(us.icr.io)) or V(global) (C(icr.io)); V(all) for every region, as in C(all-icr-io).
+    type: list
+    elements: str
+    default: [all]
+  endpoints:
+    description:
+      - Which domains of each region - V(public) (C(us.icr.io)), V(private)
+        (C(private.us.icr.io)), or both.
+    type: list
+    elements: str
+    choices: [public, private]
+    default: [public, private]
+  email:
+    description:
+      - Email stored with each registry entry. Registries ignore it; some tools expect it.
+    type: str
+  service_accounts:
+    description:
+      - Service accounts in each target namespace that reference the secret in
+        C(imagePullSecrets), for example V(default).
+    type: list
+    elements: str
+    default: []
+  service_account_timeout:
+    description:
+      - Seconds to wait for a service account that does not exist yet.
+    type: int
+    default: 30
+  force:
+    description:
+      - With O(state=present), overwrite an existing secret whose content cannot be
+        parsed. With O(state=absent), delete secrets that this collection did not create.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - ibmcloud.registry.kube
+  - ibmcloud.registry.targeting
+  - ibmcloud.registry.ibmcloud_auth
+attributes:
+  check_mode:
+    support: full
+    description:
+      - Reads the cluster and IAM only (the key lookup by value is a read); creates no
+        key and writes no secret, and reports the same changes a real run would make.
+  diff_mode:
+    support: full
+    description:
+      - Shows key names and IDs, and per namespace the registry servers and usernames;
+        key values are redacted.
+notes:
+  - The key is looked up in IAM by value (C(GET /v1/apikeys/details)) with the value in a
+    request header, never in a URL.
+  - The API key that calls IAM needs to create API keys for the service ID (for example
+    the Operator role on IAM Identity Service for it) and to read keys by value.
+seealso:
+  - module: ibmcloud.registry.iam_service_id
+  - module: ibmcloud.registry.iam_registry_policy
+  - module: ibmcloud.registry.icr_pull_secret
+  - module: ibmcloud.registry.sa_pull_secret
+"""
+
+EXAMPLES = r"""
+# Seed, "Creating an image pull secret with different IAM API key credentials":
+# service ID (step 2), policy (step 3), then key and secret in one step (steps 4-8).
+- name: Service ID for cluster mycluster, namespace payments
+  ibmcloud.registry.iam_service_id:
+    name: mycluster-payments-id
+    description: Service ID for IBM Cloud Container Registry in Kubernetes cluster mycluster namespace payments
+
+- name: Reader on Container Registry in us-south
+  ibmcloud.registry.iam_registry_policy:
+    service_id: mycluster-payments-id
+    roles: [Reader]
+    regions: [us-south]
+
+- name: API key straight into the pull secret in payments, used by its default service account
+  ibmcloud.registry.iam_pull_secret:
+    service_id: mycluster-payments-id
+    api_key_name: mycluster-payments-key
+    api_key_description: API key for service ID mycluster-payments-id in Kubernetes cluster mycluster namespace payments
+    name: payments-icr-io
+    regions: [us-south]
+    namespaces: [payments]
+    service_accounts: [default]
+
+# Seed, "Updating existing clusters to use the API key image pull secret"
+# (ibmcloud ks cluster pull-secret apply): the role does all of it in one include.
+- name: all-icr-io in default with the cluster's service ID key
+  ibmcloud.registry.iam_pull_secret:
+    service_id: cluster-c0a1b2c3d4e5f6g7h8i9
+    name: all-icr-io
+    namespaces: [default]
+    service_accounts: [default]
+
+- name: Rotate the key of every namespace that holds it, first thing each month
+  ibmcloud.registry.iam_pull_secret:
+    service_id: cluster-c0a1b2c3d4e5f6g7h8i9
+    all_namespaces: true
+    rotate: "{{ ansible_date_time.day == '01' }}"
+
+- name: Remove the secrets and the keys this collection made for them
+  ibmcloud.registry.iam_pull_secret:
+    service_id: mycluster-payments-id
+    api_key_name: mycluster-payments-key
+    name: payments-icr-io
+    namespaces: [payments]
+    service_accounts: [default]
+    state: absent
+"""
+
+RETURN = r"""
+name:
+  description: Name of the secret.
+  returned: always
+  type: str
+  sample: all-icr-io
+service_id:
+  description: The service ID (id, iam_id, name, description, crn, account_id); null when check mode runs before it exists.
+  returned: always
+  type: dict
+account_id:
+  description: The account.
+  returned: always
+  type: str
+api_key:
+  description:
+    - The key the secrets hold - C(id), C(name), C(created_at), C(managed) (created by this
+      collection), C(action) (reused, created, rotated, or discarded when no secret could take
+      it) and C(fingerprint) (C(sha256:) of the value). Never the value.
+  returned: when state is present
+  type: dict
+  sample: {id: ApiKey-2b9d..., name: mycluster-payments-key, created_at: "2026-01-02T03:04+0000", managed: true,
+           action: reused, fingerprint: "sha256:9f86d0..."}
+deleted_api_keys:
+  description: Keys deleted by a rotation or by O(state=absent) (id, name, created_at, managed).
+  returned: always
+  type: list
+  elements: dict
+servers:
+  description: Registry servers the secret holds credentials for.
+  returned: when state is present
+  type: list
+  elements: str
+  sample: [icr.io, private.icr.io, us.icr.io]
+fingerprint:
+  description: C(sha256:) of the secret's canonical content.
+  returned: when state is present and not a check-mode prediction of a new key
+  type: str
+results:
+  description: One entry per target namespace.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    namespace:
+      description: The namespace.
+      type: str
+    name:
+      description: The secret name.
+      type: str
+    action:
+      description: What happened (or, in check mode, would happen).
+      type: str
+      sample: created
+    error:
+      description: Why this namespace failed.
+      type: str
+      returned: when action is failed
+counts:
+  description: Number of namespaces per action.
+  returned: always
+  type: dict
+  sample: {created: 1, updated: 0, unchanged: 0, deleted: 0, absent: 0, failed: 0}
+service_accounts:
+  description: Per namespace and service account, the references added or removed.
+  returned: when O(service_accounts) is set
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.ibmcloud.registry.plugins.module_utils.iam_runners import (
+    IAM_PULL_SECRET_ARG_SPEC,
+    run_iam_pull_secret,
+)
+from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import (
+    TARGET_MUTUALLY_EXCLUSIVE,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=IAM_PULL_SECRET_ARG_SPEC,
+        mutually_exclusive=TARGET_MUTUALLY_EXCLUSIVE,
+        supports_check_mode=True,
+    )
+    run_iam_pull_secret(module)
+
+
+if __name__ == "__main__":
+    main()

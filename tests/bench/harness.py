@@ -1,0 +1,320 @@
+"""What every benchmark path shares: the cluster, fresh namespace sets, measure(), verify().
+
+A measurement is one timed run of one path on one namespace set: wall time of the
+whole client process, the API requests of the identity under test (`admin`) counted
+from the audit log between two marks, and the peak memory of the process that does
+the work (memwrap.py).
+Setup (namespaces, waiting for their `default` service account) and verification run
+as `fixture`, so they are never counted.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import dataclasses
+import json
+import os
+import resource
+import secrets
+import shlex
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+for _path in (os.path.join(REPO, "tests", "cluster"), os.path.join(REPO, "tests", "functional")):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+# pylint: disable=wrong-import-position
+import audit  # noqa: E402
+import localcluster  # noqa: E402
+from playbook import Runner, collections_path  # noqa: E402
+
+sys.path.insert(0, collections_path())
+from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig import (  # noqa: E402
+    IAM_API_KEY_USERNAME,
+    build_dockerconfig,
+    canonical,
+    decode_secret,
+    icr_domains,
+)
+# pylint: enable=wrong-import-position
+
+SECRET_NAME = "bench-icr-io"
+# Never a real key: validate_credentials stays off, nothing logs in to a registry.
+API_KEY = "bench-not-a-real-iam-api-key"
+SET_LABEL = "ibmreg-bench"
+SETUP_THREADS = 16
+SA_TIMEOUT = 300
+
+
+@dataclasses.dataclass
+class Measurement:
+    path: str                 # which client: ours, kubernetes.core loop, kubectl loop, floor, ...
+    run: str                  # first run, no-op rerun, check mode, ...
+    size: int                 # namespaces in the set
+    wall: float               # seconds, the whole client process
+    cpu_seconds: float        # user + system CPU of that process and its descendants
+    requests: dict            # API requests of `admin` by verb
+    writes_in_set: int        # write requests of `admin` inside the set's namespaces
+    peak_rss_mib: float | None
+    peak_of: str              # which process peak_rss_mib is of
+    ok: bool                  # exit status 0 and, where asked, the outcome verified
+    problem: str = ""         # why not ok
+    note: str = ""            # facts for the reader (floor work time, ...)
+    load: float = 0.0         # 1-minute load average of the machine when the run started
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+    @property
+    def writes(self) -> int:
+        return sum(n for verb, n in self.requests.items() if verb in audit.WRITE_VERBS)
+
+
+@dataclasses.dataclass
+class NamespaceSet:
+    """size namespaces named <prefix>NNNNN, all labelled SET_LABEL=<label>."""
+
+    label: str
+    prefix: str
+    names: list
+
+    @property
+    def selector(self) -> str:
+        return f"{SET_LABEL}={self.label}"
+
+
+class Bench:
+    """One benchmark session on one local cluster.
+
+    With reuse=False (make bench) the cluster in cluster_dir is private to the benchmark
+    and reset() restarts it with an empty etcd, so every path meets a cluster holding
+    exactly its own namespace set. With reuse=True (the smoke test) an already running
+    cluster is shared: nothing is restarted, request counts may include other clients,
+    and close() deletes the namespaces this session created.
+    """
+
+    def __init__(self, cluster_dir: str, workdir: str, reuse: bool = False, parallelism: int = 8,
+                 log=None):
+        self.cluster_dir = os.path.abspath(cluster_dir)
+        self.workdir = workdir
+        self.reuse = reuse
+        self.parallelism = parallelism
+        self.log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+        self.run_id = secrets.token_hex(3)
+        self.cluster = None
+        self.audit = None
+        self.core = None
+        self._sets = []
+        os.makedirs(workdir, exist_ok=True)
+        self.memlog = os.path.join(workdir, "memlog.jsonl")
+        self.interpreter = self._write_launcher()
+        self.desired = build_dockerconfig(icr_domains(["all"], ["public", "private"]),
+                                          IAM_API_KEY_USERNAME, API_KEY)
+        self.dockerconfig_file = os.path.join(workdir, "dockerconfig.json")
+        with open(self.dockerconfig_file, "w", encoding="utf-8") as handle:
+            handle.write(canonical(self.desired))
+        os.chmod(self.dockerconfig_file, 0o600)
+
+    # --- cluster -------------------------------------------------------------------
+
+    def start(self) -> None:
+        started = time.monotonic()
+        self.cluster = localcluster.ensure_running(self.cluster_dir)
+        self._connect()
+        self.log(f"cluster {self.cluster.server} ready ({time.monotonic() - started:.1f}s)")
+
+    def reset(self) -> None:
+        """A fresh, empty cluster (private mode); nothing in reuse mode."""
+        if self.reuse:
+            return
+        started = time.monotonic()
+        localcluster.stop(self.cluster_dir)
+        self.cluster = localcluster.ensure_running(self.cluster_dir)
+        self._connect()
+        self._sets = []
+        self.log(f"cluster reset ({time.monotonic() - started:.1f}s)")
+
+    def close(self, keep_cluster: bool = False) -> None:
+        if self.reuse:
+            self._delete_sets()
+        elif not keep_cluster:
+            localcluster.stop(self.cluster_dir)
+            self.log("cluster stopped")
+
+    def _connect(self) -> None:
+        from kubernetes import client, config  # pylint: disable=import-outside-toplevel
+
+        self.audit = audit.AuditLog(self.cluster.audit_log)
+        api_client = config.new_client_from_config(config_file=self.cluster.fixture_kubeconfig)
+        api_client.configuration.connection_pool_maxsize = SETUP_THREADS
+        self.core = client.CoreV1Api(api_client)
+
+    def server_version(self) -> str:
+        from kubernetes import client  # pylint: disable=import-outside-toplevel
+
+        return client.VersionApi(self.core.api_client).get_code().git_version
+
+    # --- namespace sets ------------------------------------------------------------
+
+    def fresh_set(self, key: str, size: int) -> NamespaceSet:
+        """size new namespaces, each with its `default` SA and token in place (not timed)."""
+        label = f"{self.run_id}-{key}-{size}"
+        prefix = f"bench-{label}-"
+        names = [f"{prefix}{i:05d}" for i in range(size)]
+        started = time.monotonic()
+        body = lambda name: {"metadata": {"name": name, "labels": {SET_LABEL: label}}}  # noqa: E731
+        with ThreadPoolExecutor(SETUP_THREADS) as pool:
+            list(pool.map(lambda name: self.core.create_namespace(body(name)), names))
+        ns_set = NamespaceSet(label, prefix, names)
+        self._sets.append(ns_set)
+        self._wait_for_default_accounts(ns_set)
+        self.log(f"  {size} namespaces {prefix}* ready ({time.monotonic() - started:.1f}s)")
+        return ns_set
+
+    def _wait_for_default_accounts(self, ns_set: NamespaceSet) -> None:
+        # Settled means: the token controller has also added the SA's token secret, so
+        # no controller writes to these service accounts while a path is timed.
+        wanted = set(ns_set.names)
+        deadline = time.monotonic() + SA_TIMEOUT
+        while True:
+            accounts = self.core.list_service_account_for_all_namespaces(
+                field_selector="metadata.name=default").items
+            settled = {sa.metadata.namespace for sa in accounts
+                       if sa.metadata.namespace in wanted and sa.secrets}
+            if settled == wanted:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(wanted - settled)} namespaces of {ns_set.prefix}* have no "
+                                   f"settled default ServiceAccount after {SA_TIMEOUT}s")
+            time.sleep(0.5)
+        time.sleep(1.0)  # let the controllers' last writes drain before anything is timed
+
+    def _delete_sets(self) -> None:
+        names = [name for ns_set in self._sets for name in ns_set.names]
+        with ThreadPoolExecutor(SETUP_THREADS) as pool:
+            list(pool.map(self.core.delete_namespace, names))
+        self._sets = []
+
+    def drop_secrets(self, ns_set: NamespaceSet, fraction: float = 0.1) -> list:
+        """Delete the pull secret in every 1/fraction-th namespace, as `fixture`."""
+        step = max(1, round(1 / fraction))
+        victims = ns_set.names[::step]
+        with ThreadPoolExecutor(SETUP_THREADS) as pool:
+            list(pool.map(lambda ns: self.core.delete_namespaced_secret(SECRET_NAME, ns), victims))
+        return victims
+
+    def verify(self, ns_set: NamespaceSet) -> str:
+        """'' when every namespace of the set has the secret and its default SA names it once."""
+        wanted = set(ns_set.names)
+        found = {s.metadata.namespace: s for s in self.core.list_secret_for_all_namespaces(
+            field_selector=f"metadata.name={SECRET_NAME}").items if s.metadata.namespace in wanted}
+        problems = []
+        wrong = [ns for ns in wanted if ns not in found
+                 or decode_secret(found[ns].type, found[ns].data, ns) != self.desired]
+        if wrong:
+            problems.append(f"{len(wrong)} namespaces lack the expected secret (e.g. {sorted(wrong)[0]})")
+        accounts = self.core.list_service_account_for_all_namespaces(
+            field_selector="metadata.name=default").items
+        refs = {sa.metadata.namespace: [ref.name for ref in sa.image_pull_secrets or []]
+                for sa in accounts if sa.metadata.namespace in wanted}
+        unlinked = [ns for ns in wanted if refs.get(ns, []).count(SECRET_NAME) != 1]
+        if unlinked:
+            problems.append(f"{len(unlinked)} default service accounts do not reference it exactly "
+                            f"once (e.g. {sorted(unlinked)[0]})")
+        return "; ".join(problems)
+
+    # --- running clients -----------------------------------------------------------
+
+    def _write_launcher(self) -> str:
+        path = os.path.join(self.workdir, "python-memwrap")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write("#!/bin/sh\nexec %s \"$@\"\n" % " ".join(map(shlex.quote, self.memwrap([sys.executable]))))
+        os.chmod(path, 0o755)
+        return path
+
+    def memwrap(self, argv: list) -> list:
+        """argv run under the memory wrapper (see memwrap.py)."""
+        return [sys.executable, "-I", "-S", os.path.join(HERE, "memwrap.py")] + list(argv)
+
+    def ansible_env(self) -> dict:
+        """Environment for ansible-playbook: modules run under the memory wrapper."""
+        return {"ANSIBLE_PYTHON_INTERPRETER": self.interpreter, "IBMREG_BENCH_MEMLOG": self.memlog}
+
+    def runner(self, name: str) -> Runner:
+        workdir = os.path.join(self.workdir, name)
+        os.makedirs(workdir, exist_ok=True)
+        return Runner(self.cluster.kubeconfig, workdir=workdir)
+
+    def peaks(self) -> dict:
+        """{script: peak RSS KiB} of the processes run under memwrap since measure() started."""
+        peaks = collections.defaultdict(int)
+        if os.path.exists(self.memlog):
+            with open(self.memlog, encoding="utf-8") as handle:
+                for line in handle:
+                    entry = json.loads(line)
+                    peaks[entry["script"]] = max(peaks[entry["script"]], entry["maxrss_kib"])
+        return dict(peaks)
+
+    def measure(self, path: str, run: str, ns_set: NamespaceSet | None, action,
+                verify: bool = True) -> Measurement:
+        """Time action() (which runs one client to completion) and collect its numbers.
+
+        action returns a dict: `rc` (exit status), and optionally `peak_of` (what the
+        largest process under memwrap is, when not an Ansible module), `problem`,
+        `note`, `extra`. With verify, the set must afterwards hold
+        the expected secret and references (verify()).
+        """
+        if os.path.exists(self.memlog):
+            os.remove(self.memlog)
+        names = ns_set.names if ns_set else []
+        self.log(f"  {path} / {run} / N={len(names)} ...")
+        load = os.getloadavg()[0]
+        mark = self.audit.mark()
+        cpu_before = _children_cpu()
+        started = time.perf_counter()
+        outcome = action()
+        wall = time.perf_counter() - started
+        cpu = _children_cpu() - cpu_before
+        requests = dict(sorted(self.audit.count(mark, user="admin").items()))
+        writes_in_set = len(self.audit.writes(mark, user="admin", namespace_prefix=ns_set.prefix)) if ns_set else 0
+        peak_kib, peak_of = None, ""
+        peaks = self.peaks()
+        if peaks:
+            script = max(peaks, key=peaks.get)
+            peak_kib, peak_of = peaks[script], outcome.get("peak_of") or _module_name(script)
+        problems = [outcome.get("problem", "")]
+        if outcome["rc"] != 0:
+            problems.insert(0, f"exit status {outcome['rc']}")
+        elif verify and ns_set:
+            problems.append(self.verify(ns_set))
+        problem = "; ".join(p for p in problems if p)
+        result = Measurement(path, run, len(names), wall, cpu, requests, writes_in_set,
+                             round(peak_kib / 1024, 1) if peak_kib else None, peak_of,
+                             ok=not problem, problem=problem, note=outcome.get("note", ""),
+                             load=load, extra=outcome.get("extra", {}))
+        self.log(f"    {wall:.2f}s (CPU {cpu:.2f}s, load {load:.1f}), {result.total_requests} requests {requests}, "
+                 f"peak {result.peak_rss_mib} MiB ({peak_of}){'' if result.ok else ' FAILED: ' + problem}")
+        return result
+
+
+def _children_cpu() -> float:
+    """CPU seconds of all children (and their descendants) this process has waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _module_name(script: str) -> str:
+    """AnsiballZ_icr_pull_secret.py -> icr_pull_secret module."""
+    name = script.removeprefix("AnsiballZ_").removesuffix(".py")
+    return f"{name} module" if name else "module"
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")

@@ -1,0 +1,336 @@
+"""Turn benchmark measurements into a markdown table, a target check, a PNG chart and
+docs/performance.md.
+
+The document is regenerated between the `bench:generated` markers on every run; the
+hand-written analysis between the `bench:analysis` markers is kept as it is.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+
+import harness
+
+GENERATED = ("<!-- bench:generated:start -->", "<!-- bench:generated:end -->")
+ANALYSIS = ("<!-- bench:analysis:start -->", "<!-- bench:analysis:end -->")
+OURS = "ibmcloud.registry"
+CORE_LOOP = "kubernetes.core loop"
+KUBECTL_LOOP = "kubectl loop"
+FLOOR = "raw client floor"
+STARTUP = "ansible-playbook start-up"
+
+
+# --- environment -----------------------------------------------------------------------
+
+def _first_line(argv: list) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    except OSError:
+        return "not found"
+    return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else "?"
+
+
+def _collection_version(name: str) -> str:
+    spec = importlib.util.find_spec(f"ansible_collections.{name}")
+    for location in (spec.submodule_search_locations if spec else []):
+        manifest = os.path.join(location, "MANIFEST.json")
+        if os.path.exists(manifest):
+            with open(manifest, encoding="utf-8") as handle:
+                return json.load(handle)["collection_info"]["version"]
+    return "?"
+
+
+def _read(path: str, pattern: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            match = re.search(pattern, handle.read(), re.MULTILINE)
+    except OSError:
+        return "?"
+    return match.group(1).strip().strip('"') if match else "?"
+
+
+def environment(bench: harness.Bench) -> dict:
+    """Machine and versions, for the document."""
+    import ansible.release  # pylint: disable=import-outside-toplevel
+    import kubernetes  # pylint: disable=import-outside-toplevel
+
+    kubectl = _first_line(["kubectl", "version", "--client"])
+    return {
+        "machine": "%s, %d cores, %s GiB RAM, %s, kernel %s" % (
+            _read("/proc/cpuinfo", r"^model name\s*:\s*(.*)$"), os.cpu_count(),
+            round(int(_read("/proc/meminfo", r"^MemTotal:\s*(\d+)")) / 1024 / 1024),
+            _read("/etc/os-release", r"^PRETTY_NAME=(.*)$"), platform.release()),
+        "python": platform.python_version(),
+        "ansible-core": ansible.release.__version__,
+        "kubernetes.core": _collection_version("kubernetes.core"),
+        "ibmcloud.registry": _read(os.path.join(harness.REPO, "galaxy.yml"), r"^version:\s*(.*)$"),
+        "kubernetes (Python client)": kubernetes.__version__,
+        "kube-apiserver": bench.server_version(),
+        "etcd": _first_line(["etcd", "--version"]).replace("etcd Version: ", ""),
+        "kubectl": kubectl.replace("Client Version: ", ""),
+    }
+
+
+# --- tables ----------------------------------------------------------------------------
+
+def _verbs(requests: dict) -> str:
+    return ", ".join(f"{verb} {count}" for verb, count in sorted(requests.items())) or "none"
+
+
+def _num(value, digits=2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def table(results: list) -> str:
+    lines = ["| path | run | N | wall s | client CPU s | API requests | by verb | peak RSS MiB | of process | ok |",
+             "|---|---|--:|--:|--:|--:|---|--:|---|---|"]
+    for m in results:
+        ok = "yes" if m.ok else f"**no**: {m.problem[:200]}"
+        lines.append(f"| {m.path} | {m.run} | {m.size} | {m.wall:.2f} | {m.cpu_seconds:.2f} "
+                     f"| {m.total_requests} | {_verbs(m.requests)} | {_num(m.peak_rss_mib, 1)} | {m.peak_of} | {ok} |")
+    notes = [f"- {m.path}, {m.run}, N={m.size}: {m.note}" for m in results if m.note]
+    return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def _find(results: list, path: str, run: str, size: int | None = None):
+    for m in results:
+        if m.path == path and m.run == run and (size is None or m.size == size):
+            return m
+    return None
+
+
+def _verdict(ok: bool, how: str) -> str:
+    return ("met" if ok else "**missed**") + (f" ({how})" if how else "")
+
+
+def targets(results: list) -> list:
+    """[(target, measured, verdict)] for the issue's targets; 'not measured' when a size is absent."""
+    rows = []
+    first = _find(results, OURS, "first run", 1000)
+    floor = _find(results, FLOOR, "first run", 1000)
+    startup = _find(results, STARTUP, "one ping task")
+    noop = _find(results, OURS, "no-op rerun", 1000)
+    ours100 = _find(results, OURS, "first run", 100)
+    loop100 = _find(results, CORE_LOOP, "first run", 100)
+    memory = [m for m in results if m.path == OURS and m.size >= 5000 and m.peak_rss_mib]
+
+    if first:
+        rows.append(("N=1000 first run, whole ansible-playbook wall <= 10 s", f"{first.wall:.2f} s",
+                     _verdict(first.wall <= 10, f"{first.wall - 10:+.2f} s, {first.wall / 10:.2f}x the target")))
+    else:
+        rows.append(("N=1000 first run, whole ansible-playbook wall <= 10 s", "not measured", "-"))
+    if first and floor and startup:
+        work = floor.extra.get("work_seconds", floor.wall)
+        budget = 3 * (work + startup.wall)
+        rows.append(("N=1000 first run <= 3 x (raw-client floor + Ansible start-up)",
+                     f"{first.wall:.2f} s vs 3 x ({work:.2f} + {startup.wall:.2f}) = {budget:.2f} s; "
+                     f"{first.wall / (work + startup.wall):.2f}x",
+                     _verdict(first.wall <= budget, f"{first.wall - budget:+.2f} s")))
+    else:
+        rows.append(("N=1000 first run <= 3 x (raw-client floor + Ansible start-up)", "not measured", "-"))
+    if noop:
+        rows.append(("N=1000 no-op rerun: <= 4 API requests, all reads", f"{noop.total_requests} ({_verbs(noop.requests)})",
+                     _verdict(noop.total_requests <= 4 and noop.writes == 0, "")))
+        rows.append(("N=1000 no-op rerun wall <= 3 s", f"{noop.wall:.2f} s",
+                     _verdict(noop.wall <= 3, f"{noop.wall - 3:+.2f} s")))
+    else:
+        rows.append(("N=1000 no-op rerun: <= 4 API requests, <= 3 s", "not measured", "-"))
+    if ours100 and loop100:
+        speedup = loop100.wall / ours100.wall
+        rows.append(("N=100: >= 30x faster than the kubernetes.core loop (same run)",
+                     f"{loop100.wall:.2f} s / {ours100.wall:.2f} s = {speedup:.1f}x",
+                     _verdict(speedup >= 30, f"{speedup / 30:.2f} of the target ratio")))
+    else:
+        rows.append(("N=100: >= 30x faster than the kubernetes.core loop", "not measured", "-"))
+    if memory:
+        peak = max(memory, key=lambda m: m.peak_rss_mib)
+        rows.append((f"N={peak.size}: module peak memory < 200 MB", f"{peak.peak_rss_mib:.1f} MiB "
+                     f"= {peak.peak_rss_mib * 1.048576:.1f} MB ({peak.run})",
+                     _verdict(peak.peak_rss_mib * 1.048576 < 200, "")))
+    else:
+        rows.append(("N=5000: module peak memory < 200 MB", "not measured", "-"))
+    return rows
+
+
+def targets_table(rows: list) -> str:
+    lines = ["| target | measured | verdict |", "|---|---|---|"]
+    lines += [f"| {target} | {measured} | {verdict} |" for target, measured, verdict in rows]
+    return "\n".join(lines)
+
+
+# --- chart -----------------------------------------------------------------------------
+
+def chart(results: list, path: str) -> None:
+    """Wall time and API requests per path and run, one bar per N (log scales)."""
+    import matplotlib  # pylint: disable=import-outside-toplevel
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+    shown = [m for m in results if m.path != STARTUP]
+    rows = list(dict.fromkeys((m.path, m.run) for m in shown))
+    sizes = sorted({m.size for m in shown})
+    height = 0.8 / max(1, len(sizes))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.55 * len(rows) + 2.2), sharey=True)
+    for axis, (field, label) in zip(axes, (("wall", "wall time, s (log)"), ("total_requests", "API requests (log)"))):
+        for index, size in enumerate(sizes):
+            ys, values = [], []
+            for row, (path, run) in enumerate(rows):
+                m = _find(shown, path, run, size)
+                if m is not None:
+                    ys.append(row + index * height)
+                    values.append(max(getattr(m, field), 0.01 if field == "wall" else 1))
+            bars = axis.barh(ys, values, height=height, label=f"N = {size}")
+            axis.bar_label(bars, fmt="%.3g", fontsize=7, padding=2)
+        axis.set_xscale("log")
+        axis.set_xlabel(label)
+        axis.grid(axis="x", alpha=0.3)
+    startup = _find(results, STARTUP, "one ping task")
+    if startup:
+        axes[0].axvline(startup.wall, color="grey", linestyle="--", linewidth=1)
+        axes[0].text(startup.wall, -0.7, f" ansible-playbook start-up {startup.wall:.2f}s", fontsize=7, color="grey")
+    axes[0].set_yticks([r + height * (len(sizes) - 1) / 2 for r in range(len(rows))])
+    axes[0].set_yticklabels([f"{path}\n{run}" for path, run in rows], fontsize=8)
+    axes[0].invert_yaxis()
+    axes[1].legend(loc="lower right", fontsize=8)
+    fig.suptitle("Pull secret + default service account reference in N namespaces (local kube-apiserver)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --- document --------------------------------------------------------------------------
+
+DEFAULT_ANALYSIS = """\
+## Analysis
+
+(Write here why a target is missed and what would fix it; `make bench` keeps this section.)
+"""
+
+INTRO = """\
+# Performance: many namespaces
+
+What it costs to give N namespaces an IBM Cloud Container Registry pull secret and
+reference it from each namespace's `default` service account, with this collection and
+with what users run today, on the local control plane (tests/cluster). Produced by
+`make bench` (tests/bench/); everything between the `bench:generated` markers is
+rewritten by each run, the analysis section is kept.
+"""
+
+METHOD = """\
+### What each row runs
+
+- **ibmcloud.registry**: one play, one task: `ibmcloud.registry.icr_pull_secret` with
+  `iam_api_key` (26 icr.io domains), `namespace_selector` (the set's label),
+  `service_accounts: [default]`, `parallelism: {parallelism}`. *check mode* runs first
+  (`--check`, nothing exists yet), then the *first run*, a *no-op rerun*, and after 10% of
+  the namespaces lost their secret (deleted as `fixture`) a *rerun after 10% lost their secret*.
+- **kubernetes.core loop**: `kubernetes.core.k8s_info` for the namespaces, then
+  `kubernetes.core.k8s` looped over them for the secret and again for the service account
+  (`imagePullSecrets`, strategic merge: on a fresh account the same outcome).
+- **kubectl loop**: tests/bench/kubectl-loop.sh: the guide's `kubectl create secret
+  docker-registry` and `kubectl patch serviceaccount/default` per namespace, fresh discovery cache.
+- **raw client floor**: tests/bench/floor.py: the kubernetes Python client, one LIST of the
+  namespaces, then one CREATE and one PATCH per namespace with {parallelism} threads; no reads,
+  no comparison. Its note gives the time of the requests alone (after imports).
+- **ansible-playbook start-up**: one `ansible.builtin.ping` task (median of several), the
+  fixed cost of any play.
+
+### How it is measured
+
+- Each path gets a cluster of its own: the benchmark's private local cluster
+  (`.cluster-bench`) is restarted with an empty etcd, then the path's N namespaces are
+  created as `fixture` and the benchmark waits until every `default` service account has
+  its token (controllers quiet) before anything is timed.
+- *wall s*: the whole client process (ansible-playbook, bash loop or floor.py), start to exit.
+- *client CPU s*: user + system CPU of that process and all its descendants
+  (getrusage RUSAGE_CHILDREN); less sensitive than wall time to other load on the machine.
+- *API requests*: requests of the identity under test (`admin`) between two marks in the API
+  server's audit log (one ResponseComplete event per request). Setup and checks run as
+  `fixture` and are not counted. `get` includes kubectl's and kubernetes.core's discovery.
+- *peak RSS*: the kernel's peak resident set size (ru_maxrss from wait4()) of the process
+  that does the work, taken by tests/bench/memwrap.py: a fresh small process that forks and
+  execs the command, so the figure is not inflated by the memory of whatever started it.
+  For Ansible paths ANSIBLE_PYTHON_INTERPRETER points at it, so it is the module process
+  (AnsiballZ runs the module in the interpreter's process); the largest module process of
+  the run is shown (the loops run many). For the kubectl loop, the largest kubectl process;
+  for the floor, its own Python process. The wrapper adds about 20 ms per module run.
+- *ok*: exit status 0, and after every writing run all N namespaces hold the expected secret
+  (decoded content compared) and their `default` account references it exactly once.
+"""
+
+
+def document(results: list, env: dict, command: str, seconds: float, parallelism: int,
+             load: tuple, previous: str | None, chart_name: str, reused: bool) -> str:
+    rows = targets(results)
+    versions = "\n".join(f"| {name} | {value} |" for name, value in env.items())
+    generated = f"""{GENERATED[0]}
+## Latest results
+
+Run {_now()} in {seconds / 60:.1f} minutes; 1-minute load average on the machine
+between {load[0]:.1f} and {load[1]:.1f} (other work was running: compare *client CPU s* too).
+{"**Shared cluster (--reuse-cluster): request counts may include other clients.**" if reused else ""}
+
+| | |
+|---|---|
+{versions}
+
+Reproduce: `make bench`, which runs
+
+    {command}
+
+### Targets (issue 8)
+
+{targets_table(rows)}
+
+### All measurements
+
+{table(results)}
+
+![wall time and API requests per path]({chart_name})
+
+{METHOD.format(parallelism=parallelism)}{GENERATED[1]}"""
+    analysis = _between(previous, ANALYSIS) if previous else None
+    if analysis is None:
+        analysis = DEFAULT_ANALYSIS
+    return f"{INTRO}\n{generated}\n\n{ANALYSIS[0]}\n{analysis.strip()}\n{ANALYSIS[1]}\n"
+
+
+def _between(text: str, markers: tuple) -> str | None:
+    start, end = text.find(markers[0]), text.find(markers[1])
+    if start < 0 or end < start:
+        return None
+    return text[start + len(markers[0]):end]
+
+
+def _now() -> str:
+    import datetime  # pylint: disable=import-outside-toplevel
+
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def write(out: str, results: list, env: dict, command: str, seconds: float, parallelism: int,
+          load: tuple, reused: bool = False) -> str:
+    """Write the document and its chart (same name, .png); returns the chart path."""
+    chart_path = os.path.splitext(out)[0] + ".png"
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    chart(results, chart_path)
+    previous = None
+    if os.path.exists(out):
+        with open(out, encoding="utf-8") as handle:
+            previous = handle.read()
+    text = document(results, env, command, seconds, parallelism, load, previous,
+                    os.path.basename(chart_path), reused)
+    with open(out, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return chart_path
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("run tests/bench/run.py")

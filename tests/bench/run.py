@@ -1,0 +1,140 @@
+"""Benchmark: N namespaces get an ICR pull secret referenced from `default`, side by side
+with what users run today (kubernetes.core loops, a kubectl shell loop) and a floor (the
+raw kubernetes client), on the local control plane. Issue 8; see docs/performance.md.
+
+    python tests/bench/run.py [--sizes 100,1000] [--loop-sizes 100] [--memory-size 5000]
+                              [--out docs/performance.md] [--keep-cluster]
+
+Uses its own local cluster (default <repo>/.cluster-bench, restarted empty for every
+path) and stops it at the end unless --keep-cluster. Prints the markdown table, writes the
+document and its PNG chart, and the raw numbers as JSON. Exits 1 when any run failed or
+left the namespaces in the wrong state; missed performance targets are reported, not fatal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shlex
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+# pylint: disable=wrong-import-position
+import harness  # noqa: E402
+import paths  # noqa: E402
+import report  # noqa: E402
+
+
+def ours_runs(bench: harness.Bench, size: int) -> list:
+    """check mode, first run, no-op rerun, and a rerun after 10% lost their secret."""
+    bench.reset()
+    ns_set = bench.fresh_set("ours", size)
+    results = [paths.ours(bench, ns_set, "check mode", check=True, expect_changed=1),
+               paths.ours(bench, ns_set, "first run", expect_changed=1),
+               paths.ours(bench, ns_set, "no-op rerun", expect_changed=0)]
+    lost = bench.drop_secrets(ns_set, 0.1)
+    healed = paths.ours(bench, ns_set, "rerun after 10% lost their secret", expect_changed=1)
+    healed.note = f"{len(lost)} secrets deleted before the run"
+    return results + [healed]
+
+
+def memory_runs(bench: harness.Bench, size: int) -> list:
+    """Our first run and no-op rerun at a large N, for the module's peak memory."""
+    bench.reset()
+    ns_set = bench.fresh_set("memory", size)
+    return [paths.ours(bench, ns_set, "first run", expect_changed=1),
+            paths.ours(bench, ns_set, "no-op rerun", expect_changed=0)]
+
+
+def on_fresh_set(bench: harness.Bench, key: str, size: int, path) -> harness.Measurement:
+    bench.reset()
+    return path(bench, bench.fresh_set(key, size))
+
+
+def sizes(text: str) -> list:
+    values = [int(part) for part in text.split(",") if part.strip()]
+    if any(value < 1 for value in values):
+        raise argparse.ArgumentTypeError("sizes must be positive integers")
+    return values
+
+
+def parse_args(argv: list | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--sizes", type=sizes, default=[100, 1000],
+                        help="N for our path and the raw-client floor (default 100,1000)")
+    parser.add_argument("--loop-sizes", type=sizes, default=[100],
+                        help="N for the kubernetes.core and kubectl loops, about 1 s per namespace (default 100)")
+    parser.add_argument("--memory-size", type=int, default=5000,
+                        help="N for the peak-memory runs of our path; 0 skips them (default 5000)")
+    parser.add_argument("--parallelism", type=int, default=8,
+                        help="parallel writes for our module and the floor (default 8, the module's default)")
+    parser.add_argument("--out", default=os.path.join("docs", "performance.md"),
+                        help="document to write; its chart goes next to it as .png (default docs/performance.md)")
+    parser.add_argument("--json", default=None, help="also write the measurements here (default <workdir>/results.json)")
+    parser.add_argument("--workdir", default=os.path.join(harness.REPO, ".tmp", "bench"),
+                        help="scratch directory, emptied first (default .tmp/bench)")
+    parser.add_argument("--cluster-dir", default=os.path.join(harness.REPO, ".cluster-bench"),
+                        help="state directory of the benchmark's own local cluster (default .cluster-bench)")
+    parser.add_argument("--keep-cluster", action="store_true", help="leave the benchmark cluster running")
+    parser.add_argument("--reuse-cluster", action="store_true",
+                        help="share an already running cluster: no restarts, never stopped, own namespaces "
+                             "deleted at the end; request counts may include other clients (smoke test)")
+    parser.add_argument("--startup-runs", type=int, default=3, help="ping plays for Ansible's start-up (median)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.parallelism <= 64:
+        parser.error("--parallelism must be between 1 and 64")
+    return args
+
+
+def main(argv: list | None = None) -> int:
+    args = parse_args(argv)
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    bench = harness.Bench(args.cluster_dir, args.workdir, reuse=args.reuse_cluster, parallelism=args.parallelism)
+    started = time.monotonic()
+    results = []
+    loads = [os.getloadavg()[0]]
+    try:
+        bench.start()
+        env = report.environment(bench)
+        results.append(paths.ansible_startup(bench, runs=args.startup_runs))
+        for size in args.sizes:
+            results += ours_runs(bench, size)
+            results.append(on_fresh_set(bench, "floor", size, paths.raw_floor))
+        for size in args.loop_sizes:
+            results.append(on_fresh_set(bench, "core", size, paths.kubernetes_core_loop))
+            results.append(on_fresh_set(bench, "kubectl", size, paths.kubectl_loop))
+        if args.memory_size:
+            results += memory_runs(bench, args.memory_size)
+    finally:
+        bench.close(keep_cluster=args.keep_cluster)
+    seconds = time.monotonic() - started
+    loads += [m.load for m in results] + [os.getloadavg()[0]]
+
+    command = " ".join(["python", os.path.relpath(os.path.abspath(__file__), harness.REPO)]
+                       + [shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)])
+    chart = report.write(args.out, results, env, command, seconds, args.parallelism,
+                         (min(loads), max(loads)), reused=args.reuse_cluster)
+    json_path = args.json or os.path.join(args.workdir, "results.json")
+    with open(json_path, "w", encoding="utf-8") as handle:
+        json.dump({"seconds": seconds, "environment": env, "command": command,
+                   "targets": report.targets(results),
+                   "results": [dict(dataclasses.asdict(m), total_requests=m.total_requests, writes=m.writes)
+                               for m in results]}, handle, indent=2)
+
+    print(report.targets_table(report.targets(results)))
+    print()
+    print(report.table(results))
+    print(f"\nwrote {args.out}, {chart} and {json_path}; {seconds / 60:.1f} minutes")
+    failed = [m for m in results if not m.ok]
+    for m in failed:
+        print(f"FAILED: {m.path} / {m.run} / N={m.size}: {m.problem}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,505 @@
+"""The OpenShift modules against the real local kube-apiserver, through ansible-playbook.
+
+There is no OpenShift here. tests/standins/openshift_flavour.py installs the CRDs and
+objects of an OpenShift 4 cluster (LOCAL STAND-IN), and tests/standins/router.py admits
+Routes the way the router does (LOCAL STAND-IN). Each module is run in check mode
+(zero writes), for real, again (``changed: false`` and zero writes in the audit log),
+and in check mode again. The plain-Kubernetes test starts a second local cluster
+without the CRDs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+import time
+
+import pytest
+from kubernetes import client as k8s
+from kubernetes.client.rest import ApiException
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "standins"))
+sys.path.insert(0, os.path.join(REPO, "tests", "cluster"))
+
+import audit as audit_log  # noqa: E402  pylint: disable=wrong-import-position
+import localcluster  # noqa: E402  pylint: disable=wrong-import-position
+import openshift_flavour as flavour  # noqa: E402  pylint: disable=wrong-import-position
+from router import DEFAULT_DOMAIN, RouterStandIn  # noqa: E402  pylint: disable=wrong-import-position
+
+pytestmark = pytest.mark.cluster
+
+ROUTES = ("route.openshift.io", "v1", "routes")
+STREAMS = ("image.openshift.io", "v1", "imagestreams")
+BUILDS = ("build.openshift.io", "v1", "buildconfigs")
+CANARY_KEY = "CANARY-tls-key-9b41f0"
+PEM_CERT = "-----BEGIN CERTIFICATE-----\nMIIBcertificate\n-----END CERTIFICATE-----"
+PEM_CA = "-----BEGIN CERTIFICATE-----\nMIIBcaCertificate\n-----END CERTIFICATE-----"
+PEM_KEY = "-----BEGIN PRIVATE KEY-----\n%s\n-----END PRIVATE KEY-----" % CANARY_KEY
+
+
+@pytest.fixture(scope="module")
+def openshift(cluster, kube_fixture_client):
+    """The OpenShift 4 stand-in objects and a running router stand-in."""
+    flavour.install(cluster.fixture_kubeconfig, kube_fixture_client)
+    with RouterStandIn(cluster.fixture_kubeconfig) as router:
+        yield router
+
+
+@pytest.fixture
+def core(kube_fixture_client):
+    return k8s.CoreV1Api(kube_fixture_client)
+
+
+@pytest.fixture
+def custom(kube_fixture_client):
+    return k8s.CustomObjectsApi(kube_fixture_client)
+
+
+@pytest.fixture
+def ocp(runner, cluster):
+    """run(module, args, check=False, diff=False, kubeconfig=None) -> (PlayResult, task result)."""
+
+    def run(module, args, check=False, diff=False, kubeconfig=None):
+        task = {"name": "t", "ibmcloud.registry." + module: dict(args, kubeconfig=kubeconfig or cluster.kubeconfig)}
+        played = runner.run([task], check=check, diff=diff)
+        return played, played.tasks.get("t", {})
+
+    return run
+
+
+CONFIG_SCOPE = "(the cluster-scoped image registry Config)"
+
+
+def writes(audit, mark, scope):
+    """The client's (user admin) writes since mark in namespaces starting with ``scope``,
+    or to the operator Config with CONFIG_SCOPE. Scoped, so that tests running at the same
+    time in other namespaces do not count."""
+    if scope == CONFIG_SCOPE:
+        return [w for w in audit.writes(mark) if w["resource"].startswith("configs")]
+    return [w for w in audit.writes(mark) if w["namespace"].startswith(scope)]
+
+
+def converge(ocp, audit, scope, module, args, diff=False):
+    """Check mode, real run, rerun, check-mode rerun; asserts changed flags and write counts."""
+    runs = {}
+    for label, check in (("check", True), ("first", False), ("second", False), ("check_again", True)):
+        mark = audit.mark()
+        played, result = ocp(module, args, check=check, diff=diff)
+        assert played.rc == 0, (label, played.stdout[-3000:], played.stderr[-2000:])
+        made = writes(audit, mark, scope)
+        if label == "first":
+            assert made, "the first run wrote nothing"
+            assert result["changed"] is True
+        else:
+            assert made == [], (label, made)
+        if label in ("second", "check_again"):
+            assert result["changed"] is False, (label, result)
+        runs[label] = result
+        runs[label + "_stdout"] = played.stdout
+    assert runs["check"]["changed"] is True
+    return runs
+
+
+def service(core, namespace, name="image-registry", port_name="5000-tcp"):
+    core.create_namespaced_service(namespace, {"metadata": {"name": name}, "spec": {
+        "selector": {"app": name}, "ports": [{"name": port_name, "port": 5000, "targetPort": 5000}]}})
+
+
+def get_route(custom, namespace, name):
+    return custom.get_namespaced_custom_object(ROUTES[0], ROUTES[1], namespace, ROUTES[2], name)
+
+
+def delete_route(custom, namespace, name):
+    try:
+        custom.delete_namespaced_custom_object(ROUTES[0], ROUTES[1], namespace, ROUTES[2], name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def wait_admitted(custom, namespace, name, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        route = get_route(custom, namespace, name)
+        for entry in (route.get("status") or {}).get("ingress") or []:
+            if any(c["type"] == "Admitted" and c["status"] == "True" for c in entry.get("conditions") or []):
+                return route
+        time.sleep(0.2)
+    raise AssertionError("route %s/%s not admitted by the router stand-in" % (namespace, name))
+
+
+# --- 1. route --------------------------------------------------------------------------
+
+def test_route_for_the_internal_registry_like_the_seed(openshift, ocp, audit, custom):
+    """Seed steps 1-4 with every default: reencrypt route, balance=source, admitted host."""
+    delete_route(custom, flavour.REGISTRY_NS, "image-registry")
+    runs = converge(ocp, audit, flavour.REGISTRY_NS, "ocp_registry_route", {"wait_timeout": 30}, diff=True)
+    expected_host = "image-registry-openshift-image-registry." + DEFAULT_DOMAIN
+    first = runs["first"]
+    assert (first["outcome"], first["host"], first["admitted"], first["router"], first["flavour"]) == \
+        ("created", expected_host, True, "default", "openshift4")
+    assert (runs["check"]["outcome"], runs["check"]["admitted"]) == ("created", False)
+    # The router-assigned host is kept and is no difference on later runs.
+    assert runs["second"]["host"] == expected_host and runs["second"]["outcome"] == "unchanged"
+    assert runs["check_again"]["host"] == expected_host
+    route = get_route(custom, flavour.REGISTRY_NS, "image-registry")
+    assert route["metadata"]["annotations"] == {"haproxy.router.openshift.io/balance": "source"}
+    assert route["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "ibmcloud.registry"}
+    assert route["spec"]["to"] == {"kind": "Service", "name": "image-registry", "weight": 100}
+    assert route["spec"]["port"] == {"targetPort": "5000-tcp"}
+    assert route["spec"]["tls"] == {"termination": "reencrypt"}
+    assert route["spec"]["host"] == expected_host
+
+
+def test_route_custom_host_certificates_redacted_and_updates(openshift, ocp, audit, unique_ns, core, custom):
+    namespace = unique_ns("reg")
+    service(core, namespace, "registry")
+    host = "registry-%s.example.com" % unique_ns.prefix.strip("-")[-12:]
+    args = {"namespace": namespace, "service": "registry", "host": host,
+            "tls": {"certificate": PEM_CERT, "key": PEM_KEY, "ca_certificate": PEM_CA}}
+    runs = converge(ocp, audit, unique_ns.prefix, "ocp_registry_route", args, diff=True)
+    assert runs["first"]["host"] == host and runs["first"]["admitted"] is True
+    for label in ("check", "first", "second", "check_again"):
+        assert CANARY_KEY not in runs[label + "_stdout"], label
+    tls = runs["first"]["diff"]["after"]["tls"]
+    assert tls["key"] == "********" and tls["certificate"].startswith("sha256:")
+    route = get_route(custom, namespace, "registry")
+    assert route["spec"]["tls"] == {"termination": "reencrypt", "certificate": PEM_CERT, "key": PEM_KEY,
+                                    "caCertificate": PEM_CA}
+    assert route["spec"]["host"] == host
+
+    # A new key and another balance: one conditional patch, the diff says the key changed.
+    new_key = PEM_KEY.replace("9b41f0", "000000")
+    mark = audit.mark()
+    played, result = ocp("ocp_registry_route", dict(args, balance="roundrobin",
+                                                    tls=dict(args["tls"], key=new_key)), diff=True)
+    assert played.rc == 0, played.stdout[-2000:]
+    assert result["outcome"] == "updated" and result["changed"] is True
+    assert result["diff"]["after"]["tls"]["key"] == "******** (changed)"
+    assert [w["verb"] for w in writes(audit, mark, unique_ns.prefix)] == ["patch"]
+    assert CANARY_KEY.replace("9b41f0", "000000") not in played.stdout
+    route = get_route(custom, namespace, "registry")
+    assert route["metadata"]["annotations"]["haproxy.router.openshift.io/balance"] == "roundrobin"
+    assert route["spec"]["tls"]["key"] == new_key and route["spec"]["tls"]["caCertificate"] == PEM_CA
+
+
+def test_route_wait_is_bounded_and_rejection_is_reported(openshift, ocp, audit, unique_ns, core):
+    silent = unique_ns("silent")
+    service(core, silent)
+    openshift.ignored_namespaces.add(silent)
+    started = time.monotonic()
+    played, result = ocp("ocp_registry_route", {"namespace": silent, "wait_timeout": 2})
+    assert played.rc != 0
+    assert "was not admitted by a router within 2s" in result["msg"]
+    assert result["changed"] is True  # the route was created; only admission is missing
+    assert time.monotonic() - started < 30
+
+    first, second = unique_ns("a"), unique_ns("b")
+    host = "claimed-%s.example.com" % unique_ns.prefix.strip("-")[-12:]
+    for namespace in (first, second):
+        service(core, namespace)
+    played, result = ocp("ocp_registry_route", {"namespace": first, "host": host})
+    assert played.rc == 0 and result["host"] == host
+    played, result = ocp("ocp_registry_route", {"namespace": second, "host": host, "wait_timeout": 30})
+    assert played.rc != 0
+    assert "rejected Route %s/image-registry" % second in result["msg"]
+    assert "HostAlreadyClaimed" in result["msg"]
+
+
+def test_route_validates_before_writing(openshift, ocp, audit, unique_ns, core):
+    bare = unique_ns("bare")
+    mark = audit.mark()
+    played, result = ocp("ocp_registry_route", {"namespace": bare})
+    assert played.rc != 0 and "Service image-registry not found in namespace %s" % bare in result["msg"]
+    service(core, bare, port_name="http")
+    played, result = ocp("ocp_registry_route", {"namespace": bare})
+    assert played.rc != 0 and "target_port 5000-tcp matches no port of Service" in result["msg"]
+    played, result = ocp("ocp_registry_route", {"namespace": bare, "tls": {"certificate": "cert.pem",
+                                                                           "key": "key.pem"}})
+    assert played.rc != 0 and "must be PEM content" in result["msg"]
+    played, result = ocp("ocp_registry_route", {"namespace": bare, "host": "https://x.example.com"})
+    assert played.rc != 0 and "not a valid host name" in result["msg"]
+    assert writes(audit, mark, unique_ns.prefix) == []
+
+
+# --- 2. storage and state -----------------------------------------------------------------
+
+def test_registry_config_volume_emptydir_state_and_default_route(openshift, ocp, audit, kube_fixture_client, custom):
+    # An IBM Cloud Satellite-like start: PVC storage, operator Unmanaged.
+    flavour.reset_config(kube_fixture_client, dict(flavour.BASELINE_CONFIG, managementState="Unmanaged"))
+    delete_route(custom, flavour.REGISTRY_NS, "default-route")
+    try:
+        # Viewing volume details: a read, no write.
+        mark = audit.mark()
+        played, result = ocp("ocp_registry_config", {})
+        assert played.rc == 0 and result["changed"] is False
+        assert result["volume"]["name"] == "image-registry-storage"
+        assert (result["volume"]["size"], result["volume"]["storage_class"], result["volume"]["phase"]) == \
+            ("100Gi", "ibmc-file-gold", "Pending")
+        assert result["storage"] == {"type": "pvc", "persistent": True}
+        assert writes(audit, mark, CONFIG_SCOPE) == []
+
+        # emptyDir only when asked explicitly.
+        played, result = ocp("ocp_registry_config", {"storage": "emptyDir"})
+        assert played.rc != 0 and "allow_non_persistent_storage" in result["msg"]
+        assert writes(audit, mark, CONFIG_SCOPE) == []
+
+        args = {"storage": "emptyDir", "allow_non_persistent_storage": True, "management_state": "Managed"}
+        runs = converge(ocp, audit, CONFIG_SCOPE, "ocp_registry_config", args, diff=True)
+        for label in ("check", "first", "second"):
+            assert any("not persistent" in w for w in runs[label].get("warnings", [])), label
+        assert runs["first"]["storage"] == {"type": "emptyDir", "persistent": False}
+        assert runs["first"]["diff"] == {
+            "before": {"management_state": "Unmanaged", "storage": "pvc", "default_route": False,
+                       "pvc_claim": "image-registry-storage"},
+            "after": {"management_state": "Managed", "storage": "emptyDir", "default_route": False}}
+        spec = flavour.read_config(kube_fixture_client)["spec"]
+        assert spec == {"managementState": "Managed", "replicas": 1, "storage": {"emptyDir": {}}}
+
+        # The operator's own route as the alternative to ocp_registry_route.
+        runs = converge(ocp, audit, CONFIG_SCOPE, "ocp_registry_config", {"default_route": True})
+        assert runs["first"]["config"]["default_route"] is True
+        assert runs["second"]["default_route_host"] is None
+        # LOCAL STAND-IN for the operator: it would now create default-route.
+        custom.create_namespaced_custom_object(ROUTES[0], ROUTES[1], flavour.REGISTRY_NS, ROUTES[2], {
+            "apiVersion": "route.openshift.io/v1", "kind": "Route", "metadata": {"name": "default-route"},
+            "spec": {"to": {"kind": "Service", "name": "image-registry"}, "port": {"targetPort": "5000-tcp"},
+                     "tls": {"termination": "reencrypt"}}})
+        wait_admitted(custom, flavour.REGISTRY_NS, "default-route")
+        mark = audit.mark()
+        played, result = ocp("ocp_registry_config", {"default_route": True})
+        assert played.rc == 0 and result["changed"] is False
+        assert result["default_route_host"] == "default-route-openshift-image-registry." + DEFAULT_DOMAIN
+        assert writes(audit, mark, CONFIG_SCOPE) == []
+
+        # Back to a PVC.
+        runs = converge(ocp, audit, CONFIG_SCOPE, "ocp_registry_config",
+                        {"storage": "pvc", "pvc_claim": "image-registry-storage", "default_route": False})
+        assert flavour.read_config(kube_fixture_client)["spec"]["storage"] == {
+            "pvc": {"claim": "image-registry-storage"}}
+    finally:
+        flavour.reset_config(kube_fixture_client)
+        delete_route(custom, flavour.REGISTRY_NS, "default-route")
+
+
+# --- 3. pull secrets for the internal registry -------------------------------------------
+
+def dockerconfigjson(core, namespace, name):
+    secret = core.read_namespaced_secret(name, namespace)
+    assert secret.type == "kubernetes.io/dockerconfigjson"
+    return json.loads(base64.b64decode(secret.data[".dockerconfigjson"]))
+
+
+def pull_refs(core, namespace, account="default"):
+    return [ref.name for ref in core.read_namespaced_service_account(account, namespace).image_pull_secrets or []]
+
+
+def test_internal_pull_secret_from_both_dockercfg_shapes(openshift, ocp, audit, unique_ns, core, custom,
+                                                         kube_fixture_client):
+    legacy_src, bound_src = unique_ns("src-legacy"), unique_ns("src-bound")
+    targets = [unique_ns("t1"), unique_ns("t2")]
+    legacy = flavour.project(kube_fixture_client, legacy_src, "legacy", accounts=("default",))
+    bound = flavour.project(kube_fixture_client, bound_src, "bound", accounts=("default",))
+    for namespace in targets:
+        flavour.wait_for_service_account(core, namespace)
+    # The registry route this test reads its host from, in a namespace of its own.
+    service(core, legacy_src)
+    played, route = ocp("ocp_registry_route", {"namespace": legacy_src})
+    assert played.rc == 0, played.stdout[-2000:]
+    host = route["host"]
+
+    args = {"source_namespace": legacy_src, "route_name": "image-registry", "route_namespace": legacy_src,
+            "registry_port": 5000, "email": "a@b.c", "namespaces": targets}
+    runs = converge(ocp, audit, unique_ns.prefix, "ocp_internal_pull_secret", args, diff=True)
+    first = runs["first"]
+    assert first["server"] == host + ":5000"
+    assert first["source"] == {"namespace": legacy_src, "service_account": "default", "secret": legacy["default"][0],
+                               "shape": "username-password", "route": "%s/image-registry" % legacy_src}
+    assert [r["action"] for r in first["results"]] == ["created", "created"]
+    token = legacy["default"][1]
+    for namespace in targets:
+        auths = dockerconfigjson(core, namespace, "internal-registry")["auths"]
+        assert auths == {host + ":5000": {"username": "serviceaccount", "password": token, "email": "a@b.c",
+                                          "auth": base64.b64encode(("serviceaccount:" + token).encode()).decode()}}
+        assert pull_refs(core, namespace) == ["internal-registry"]
+    for label in ("check", "first", "second", "check_again"):
+        assert token not in runs[label + "_stdout"], label
+
+    # OpenShift 4.16+: entries carry only auth; the copy keeps user "<token>" and the bound token.
+    args = {"name": "internal-registry-416", "source_namespace": bound_src, "registry_host": host,
+            "namespaces": targets}
+    runs = converge(ocp, audit, unique_ns.prefix, "ocp_internal_pull_secret", args)
+    assert runs["first"]["source"]["shape"] == "auth-only" and runs["first"]["server"] == host
+    token = bound["default"][1]
+    for namespace in targets:
+        entry = dockerconfigjson(core, namespace, "internal-registry-416")["auths"][host]
+        assert (entry["username"], entry["password"]) == ("<token>", token)
+        assert entry["auth"] == base64.b64encode(("<token>:" + token).encode()).decode()
+        assert pull_refs(core, namespace) == ["internal-registry", "internal-registry-416"]
+        assert token not in runs["first_stdout"]
+
+
+def test_internal_pull_secret_without_dockercfg_secret_fails_clearly(openshift, ocp, audit, unique_ns, core):
+    source, target = unique_ns("nocfg"), unique_ns("t")
+    flavour.wait_for_service_account(core, source)
+    mark = audit.mark()
+    played, result = ocp("ocp_internal_pull_secret", {"source_namespace": source, "registry_host": "r.example.com",
+                                                      "namespaces": [target]})
+    assert played.rc != 0
+    assert "ServiceAccount %s/default has no default-dockercfg-* secret" % source in result["msg"]
+    assert writes(audit, mark, unique_ns.prefix) == []
+
+
+# --- 4. image stream imports -------------------------------------------------------------
+
+def stream_tags(custom, namespace, name):
+    stream = custom.get_namespaced_custom_object(STREAMS[0], STREAMS[1], namespace, STREAMS[2], name)
+    return stream["spec"]["tags"], stream["metadata"]
+
+
+def test_image_stream_tags_many_images_changed_only_when_spec_differs(openshift, ocp, audit, unique_ns, custom):
+    namespace, other = unique_ns("is"), unique_ns("is2")
+    # A stream that exists already, with a tag of someone else and an outdated one.
+    custom.create_namespaced_custom_object(STREAMS[0], STREAMS[1], namespace, STREAMS[2], {
+        "apiVersion": "image.openshift.io/v1", "kind": "ImageStream", "metadata": {"name": "backend"},
+        "spec": {"tags": [
+            {"name": "keep", "from": {"kind": "DockerImage", "name": "quay.io/x/keep:1"}, "generation": 1,
+             "referencePolicy": {"type": "Source"}},
+            {"name": "2.0", "from": {"kind": "DockerImage", "name": "us.icr.io/team/backend:1.9"}, "generation": 1,
+             "importPolicy": {}, "referencePolicy": {"type": "Source"}}]}})
+    args = {"namespace": namespace, "images": [
+        {"source": "us.icr.io/team/frontend:1.4", "target": "frontend:1.4"},
+        {"source": "us.icr.io/team/frontend:1.4", "target": "frontend:latest", "scheduled": False},
+        {"source": "us.icr.io/team/backend:2.0", "target": "backend:2.0"},
+        {"source": "de.icr.io/team/tools:v1", "target": "%s/tools:v1" % other},
+    ]}
+    runs = converge(ocp, audit, unique_ns.prefix, "ocp_image_stream_tag", args, diff=True)
+    first = runs["first"]
+    assert [(r["namespace"], r["name"], r["action"]) for r in first["results"]] == [
+        (namespace, "frontend:1.4", "created"), (namespace, "frontend:latest", "created"),
+        (namespace, "backend:2.0", "updated"), (other, "tools:v1", "created")]
+    assert [r["action"] for r in runs["check"]["results"]] == [r["action"] for r in first["results"]]
+    assert runs["second"]["counts"]["unchanged"] == 4
+    assert first["diff"]["before"]["%s/backend:2.0" % namespace]["reference_policy"] == "Source"
+
+    tags, meta = stream_tags(custom, namespace, "frontend")
+    assert meta["labels"] == {"app.kubernetes.io/managed-by": "ibmcloud.registry"}
+    # What `oc tag SRC DST --reference-policy=local --scheduled` writes.
+    assert tags == [
+        {"name": "1.4", "from": {"kind": "DockerImage", "name": "us.icr.io/team/frontend:1.4"},
+         "importPolicy": {"scheduled": True}, "referencePolicy": {"type": "Local"}},
+        {"name": "latest", "from": {"kind": "DockerImage", "name": "us.icr.io/team/frontend:1.4"},
+         "importPolicy": {"scheduled": False}, "referencePolicy": {"type": "Local"}}]
+    tags, _meta = stream_tags(custom, namespace, "backend")
+    assert [t["name"] for t in tags] == ["keep", "2.0"]
+    assert tags[0]["generation"] == 1 and tags[0]["from"]["name"] == "quay.io/x/keep:1"
+    assert tags[1] == {"name": "2.0", "from": {"kind": "DockerImage", "name": "us.icr.io/team/backend:2.0"},
+                       "importPolicy": {"scheduled": True}, "referencePolicy": {"type": "Local"}}
+    assert stream_tags(custom, other, "tools")[0][0]["from"]["name"] == "de.icr.io/team/tools:v1"
+
+
+def test_image_stream_tags_validate_before_any_request(openshift, ocp, audit, unique_ns):
+    mark = audit.mark()
+    played, result = ocp("ocp_image_stream_tag", {"images": [
+        {"source": "us.icr.io/Team/app:1", "target": "app:1"},
+        {"source": "us.icr.io/team/app:1", "target": "a/app:1"},
+        {"source": "us.icr.io/team/app:2", "target": "a/app:1"}]})
+    assert played.rc != 0
+    assert "images[0]: source 'us.icr.io/Team/app:1' is not an image reference" in result["msg"]
+    assert "images[0]: target 'app:1' names no project" in result["msg"]
+    assert "images[2]: a/app:1 is the target of more than one image" in result["msg"]
+    assert audit.requests(mark, namespace_prefix=unique_ns.prefix) == []
+
+
+# --- 5. builds ---------------------------------------------------------------------------
+
+def test_build_secrets_builder_link_and_build_configs(openshift, ocp, audit, unique_ns, core, custom,
+                                                      kube_fixture_client):
+    namespace = unique_ns("build")
+    made = flavour.project(kube_fixture_client, namespace, "legacy", accounts=("builder",))
+    builder_cfg = made["builder"][0]
+    for name in ("icr-writer", "icr-reader"):
+        core.create_namespaced_secret(namespace, {"metadata": {"name": name}, "type": "kubernetes.io/dockerconfigjson",
+                                                  "data": {".dockerconfigjson": base64.b64encode(b'{"auths":{}}').decode()}})
+    flavour.build_config(kube_fixture_client, namespace, "app", "Docker")
+    flavour.build_config(kube_fixture_client, namespace, "s2i", "Source")
+    args = {"namespace": namespace, "push_secret": "icr-writer", "pull_secret": "icr-reader",
+            "build_configs": ["app", "s2i"]}
+    runs = converge(ocp, audit, unique_ns.prefix, "ocp_build_secret", args, diff=True)
+    assert [(r["name"], r["action"], r["push_secret"], r["pull_secret"]) for r in runs["first"]["results"]] == [
+        ("app", "updated", "icr-writer", "icr-reader"), ("s2i", "updated", "icr-writer", "icr-reader")]
+    assert runs["first"]["service_accounts"][0]["added"] == ["icr-reader", "icr-writer"]
+    builder = core.read_namespaced_service_account("builder", namespace)
+    # Builds from 4.15 read imagePullSecrets, older ones secrets: both, OpenShift's own entry kept first.
+    assert [r.name for r in builder.image_pull_secrets] == [builder_cfg, "icr-writer", "icr-reader"]
+    # (the controller-manager adds a builder-token-* secret there too, at its own time)
+    assert [r.name for r in builder.secrets if "-token-" not in r.name] == [builder_cfg, "icr-writer", "icr-reader"]
+    app = custom.get_namespaced_custom_object(*BUILDS[:2], namespace, BUILDS[2], "app")
+    assert app["spec"]["output"]["pushSecret"] == {"name": "icr-writer"}
+    assert app["spec"]["strategy"]["dockerStrategy"]["pullSecret"] == {"name": "icr-reader"}
+    assert app["spec"]["output"]["to"]["name"] == "us.icr.io/team/app:latest"
+    s2i = custom.get_namespaced_custom_object(*BUILDS[:2], namespace, BUILDS[2], "s2i")
+    assert s2i["spec"]["strategy"]["sourceStrategy"]["pullSecret"] == {"name": "icr-reader"}
+    assert s2i["spec"]["strategy"]["sourceStrategy"]["from"]["name"] == "us.icr.io/base/s2i:1"
+
+    # A missing BuildConfig and a strategy without pull secret fail alone; the rest is done.
+    flavour.build_config(kube_fixture_client, namespace, "pipeline", "JenkinsPipeline")
+    flavour.build_config(kube_fixture_client, namespace, "late", "Docker")
+    played, result = ocp("ocp_build_secret", dict(args, build_configs=["nope", "pipeline", "late"]))
+    assert played.rc != 0
+    assert [r["action"] for r in result["results"]] == ["failed", "failed", "updated"]
+    assert "BuildConfig nope not found in namespace %s" % namespace in result["msg"]
+    assert "JenkinsPipeline strategy, which has no pull secret" in result["msg"]
+
+    runs = converge(ocp, audit, unique_ns.prefix, "ocp_build_secret", dict(args, state="absent"))
+    builder = core.read_namespaced_service_account("builder", namespace)
+    assert [r.name for r in builder.image_pull_secrets] == [builder_cfg]
+    assert [r.name for r in builder.secrets if "-token-" not in r.name] == [builder_cfg]
+    app = custom.get_namespaced_custom_object(*BUILDS[:2], namespace, BUILDS[2], "app")
+    assert "pushSecret" not in app["spec"]["output"]
+    assert "pullSecret" not in app["spec"]["strategy"]["dockerStrategy"]
+
+
+def test_build_secret_missing_secret_fails_before_writing(openshift, ocp, audit, unique_ns, kube_fixture_client):
+    namespace = unique_ns("miss")
+    flavour.project(kube_fixture_client, namespace, "bound", accounts=("builder",))
+    flavour.build_config(kube_fixture_client, namespace, "app")
+    mark = audit.mark()
+    played, result = ocp("ocp_build_secret", {"namespace": namespace, "push_secret": "absent-secret",
+                                              "build_configs": ["app"], "missing_secret": "fail"})
+    assert played.rc != 0 and "absent-secret do not exist" in result["msg"]
+    assert writes(audit, mark, unique_ns.prefix) == []
+
+
+# --- 6. what the cluster is -----------------------------------------------------------------
+
+PLAIN_TASKS = [
+    ("ocp_registry_route", {}),
+    ("ocp_registry_config", {}),
+    ("ocp_registry_config", {"storage": "emptyDir", "allow_non_persistent_storage": True}),
+    ("ocp_internal_pull_secret", {"namespaces": ["default"]}),
+    ("ocp_image_stream_tag", {"images": [{"source": "us.icr.io/a/b:1", "target": "default/b:1"}]}),
+    ("ocp_build_secret", {"namespace": "default", "push_secret": "icr-writer", "build_configs": ["app"]}),
+]
+
+
+@pytest.fixture(scope="module")
+def plain_cluster():
+    """A second local cluster that never gets the OpenShift CRDs (started once, then reused)."""
+    return localcluster.ensure_running(os.path.join(REPO, ".cluster-plain"))
+
+
+@pytest.mark.parametrize("module, args", PLAIN_TASKS, ids=["%s-%d" % (m, i) for i, (m, _a) in enumerate(PLAIN_TASKS)])
+def test_plain_kubernetes_fails_with_not_openshift(plain_cluster, ocp, module, args):
+    plain_audit = audit_log.AuditLog(plain_cluster.audit_log)
+    mark = plain_audit.mark()
+    played, result = ocp(module, args, kubeconfig=plain_cluster.kubeconfig)
+    assert played.rc != 0
+    assert "%s needs the OpenShift API group" % module in result["msg"]
+    assert "the cluster is plain Kubernetes, not OpenShift" in result["msg"]
+    assert result["flavour"] == "kubernetes"
+    assert plain_audit.writes(mark) == []

@@ -1,0 +1,170 @@
+"""LOCAL STAND-IN for the parts of an OpenShift 4 cluster that ibmcloud.registry reads.
+This is NOT OpenShift: it is plain Kubernetes objects and CRDs, for tests only.
+
+The local control plane has no OpenShift. What an OpenShift 4 cluster on IBM Cloud has
+for the internal registry is created here with the `fixture` identity:
+
+* the CRDs for route.openshift.io, image.openshift.io, build.openshift.io and
+  imageregistry.operator.openshift.io (tests/cluster/crds/), so API discovery looks
+  like OpenShift 4;
+* namespace ``openshift-image-registry`` with the ``image-registry`` Service (port 5000,
+  named ``5000-tcp``), as the image registry operator creates it;
+* the operator's ``configs.imageregistry.operator.openshift.io/cluster`` (:data:`BASELINE_CONFIG`);
+* PVC ``image-registry-storage`` (class ``ibmc-file-gold``, 100Gi). There is no storage
+  provisioner, so it stays Pending: its size is the request;
+* per test project (:func:`project`): the ``builder`` service account and the
+  ``<sa>-dockercfg-<suffix>`` secrets that OpenShift's controllers would create for
+  ``default`` and ``builder``, in the shape before 4.16 (username/password) or from 4.16
+  (``auth`` only), linked to the service accounts as those versions do; and
+  BuildConfigs (:func:`build_config`).
+
+The service account tokens in those secrets are made-up strings, not tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import sys
+import time
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+CRD_DIR = os.path.join(REPO, "tests", "cluster", "crds")
+REGISTRY_NS = "openshift-image-registry"
+REGISTRY_SERVICE = "image-registry"
+REGISTRY_PVC = "image-registry-storage"
+# The ClusterIP entry as OpenShift writes it (IBM Cloud service range); not the stand-in Service's IP.
+CLUSTER_IP = "172.21.0.10"
+INTERNAL_SERVERS = (f"{REGISTRY_SERVICE}.{REGISTRY_NS}.svc:5000", f"{CLUSTER_IP}:5000",
+                    f"{REGISTRY_SERVICE}.{REGISTRY_NS}.svc.cluster.local:5000")
+CONFIG_API = ("imageregistry.operator.openshift.io", "v1", "configs")
+BUILD_API = ("build.openshift.io", "v1", "buildconfigs")
+# IBM Cloud classic clusters: file storage behind a PVC, operator managing the registry.
+BASELINE_CONFIG = {"managementState": "Managed", "replicas": 1,
+                   "storage": {"pvc": {"claim": REGISTRY_PVC}}}
+
+
+def _ignore_exists(call, *args, **kwargs):
+    try:
+        return call(*args, **kwargs)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        return None
+
+
+def install(kubeconfig: str, api_client) -> None:
+    """CRDs, the registry namespace, Service, operator Config and PVC (idempotent)."""
+    sys.path.insert(0, os.path.join(REPO, "tests", "cluster"))
+    from crds import install_crds  # pylint: disable=import-outside-toplevel
+
+    install_crds(kubeconfig, CRD_DIR)
+    core = client.CoreV1Api(api_client)
+    _ignore_exists(core.create_namespace, {"metadata": {"name": REGISTRY_NS}})
+    _ignore_exists(core.create_namespaced_service, REGISTRY_NS, {
+        "metadata": {"name": REGISTRY_SERVICE, "labels": {"docker-registry": "default"}},
+        "spec": {"type": "ClusterIP", "selector": {"docker-registry": "default"},
+                 "ports": [{"name": "5000-tcp", "port": 5000, "protocol": "TCP", "targetPort": 5000}]}})
+    _ignore_exists(core.create_namespaced_persistent_volume_claim, REGISTRY_NS, {
+        "metadata": {"name": REGISTRY_PVC, "labels": {"billingType": "hourly"}},
+        "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "ibmc-file-gold",
+                 "resources": {"requests": {"storage": "100Gi"}}}})
+    custom = client.CustomObjectsApi(api_client)
+    _ignore_exists(custom.create_cluster_custom_object, *CONFIG_API[:2], CONFIG_API[2], {
+        "apiVersion": "imageregistry.operator.openshift.io/v1", "kind": "Config",
+        "metadata": {"name": "cluster"}, "spec": BASELINE_CONFIG})
+
+
+def reset_config(api_client, spec: dict | None = None) -> dict:
+    """Put the operator Config's spec back to ``spec`` (default BASELINE_CONFIG), whole."""
+    custom = client.CustomObjectsApi(api_client)
+    current = custom.get_cluster_custom_object(*CONFIG_API, "cluster")
+    current["spec"] = dict(spec or BASELINE_CONFIG)
+    return custom.replace_cluster_custom_object(*CONFIG_API, "cluster", current)
+
+
+def read_config(api_client) -> dict:
+    return client.CustomObjectsApi(api_client).get_cluster_custom_object(*CONFIG_API, "cluster")
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def dockercfg(shape: str, token: str) -> dict:
+    """The ``.dockercfg`` document OpenShift writes, without the ``auths`` wrapper.
+
+    ``legacy`` (before 4.16): username ``serviceaccount``, the token as password.
+    ``bound`` (4.16 and later): only ``auth``, base64 of ``<token>:`` + a bound token.
+    """
+    if shape == "legacy":
+        entry = {"username": "serviceaccount", "password": token, "email": "serviceaccount@example.org",
+                 "auth": _b64("serviceaccount:" + token)}
+    elif shape == "bound":
+        entry = {"auth": _b64("<token>:" + token)}
+    else:
+        raise ValueError(shape)
+    return {server: dict(entry) for server in INTERNAL_SERVERS}
+
+
+def wait_for_service_account(core, namespace: str, name: str = "default", timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return core.read_namespaced_service_account(name, namespace)
+        except ApiException as exc:
+            if exc.status != 404 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
+def project(api_client, namespace: str, shape: str = "legacy", accounts=("default", "builder")) -> dict:
+    """OpenShift's per-project service account setup in an existing namespace.
+
+    Returns {service account: (secret name, token)}. Before 4.16 the dockercfg secret
+    is linked for pull and mount; from 4.16 for pull only.
+    """
+    core = client.CoreV1Api(api_client)
+    made = {}
+    for account in accounts:
+        if account == "default":
+            wait_for_service_account(core, namespace)
+        else:
+            _ignore_exists(core.create_namespaced_service_account, namespace, {"metadata": {"name": account}})
+        token = f"standin-{shape}-token-{account}-{secrets.token_hex(8)}"
+        name = f"{account}-dockercfg-{secrets.token_hex(3)[:5]}"
+        core.create_namespaced_secret(namespace, {
+            "metadata": {"name": name, "annotations": {
+                "kubernetes.io/service-account.name": account,
+                "openshift.io/token-secret.name": f"{account}-token-{secrets.token_hex(3)[:5]}"}},
+            "type": "kubernetes.io/dockercfg",
+            "data": {".dockercfg": _b64(json.dumps(dockercfg(shape, token)))}})
+        patch = {"imagePullSecrets": [{"name": name}]}
+        if shape == "legacy":
+            patch["secrets"] = [{"name": name}]
+        core.patch_namespaced_service_account(account, namespace, patch)
+        made[account] = (name, token)
+    return made
+
+
+def build_config(api_client, namespace: str, name: str, strategy: str = "Docker", **extra) -> dict:
+    """A BuildConfig like ``oc new-build`` makes (strategy Docker, Source or JenkinsPipeline)."""
+    field = {"Docker": "dockerStrategy", "Source": "sourceStrategy",
+             "JenkinsPipeline": "jenkinsPipelineStrategy"}[strategy]
+    body = {"type": strategy, field: {}}
+    if strategy == "Source":
+        body[field] = {"from": {"kind": "DockerImage", "name": "us.icr.io/base/s2i:1"}}
+    elif strategy == "Docker":
+        body[field] = {"from": {"kind": "DockerImage", "name": "us.icr.io/base/ubi:9"}}
+    spec = {"runPolicy": "Serial", "source": {"git": {"uri": "https://example.com/app.git"}, "type": "Git"},
+            "strategy": body, "output": {"to": {"kind": "DockerImage", "name": f"us.icr.io/team/{name}:latest"}},
+            "triggers": [{"type": "ConfigChange"}]}
+    spec.update(extra)
+    return client.CustomObjectsApi(api_client).create_namespaced_custom_object(*BUILD_API[:2], namespace, BUILD_API[2], {
+        "apiVersion": "build.openshift.io/v1", "kind": "BuildConfig", "metadata": {"name": name}, "spec": spec})

@@ -1,0 +1,194 @@
+"""LOCAL STAND-IN for the OpenShift router, for tests only. This is NOT OpenShift's router.
+
+The local control plane has no OpenShift: Routes exist only through the CRD in
+tests/cluster/crds/route.openshift.io.yaml, and nothing admits them. This stand-in plays
+the part of the router's route admission that ibmcloud.registry relies on, as the
+real router (openshift/router) reports it:
+
+* A Route without ``spec.host`` gets ``<name>-<namespace>.<ingress domain>``, the
+  router's default host naming. (On OpenShift the API server assigns it while creating
+  the route; here it happens a moment later, so code must accept either.)
+* Each route gets one ``status.ingress`` entry for router ``default``: the host,
+  ``routerCanonicalHostname``, ``wildcardPolicy`` and an ``Admitted`` condition.
+* Host claims work as in the router: the oldest route (creation time, then namespace
+  and name) claiming a host is admitted; newer ones are rejected with
+  ``Admitted=False``, reason ``HostAlreadyClaimed``.
+* Routes in namespaces listed in :attr:`RouterStandIn.ignored_namespaces` are left
+  alone, to test what happens when no router answers.
+
+It polls every ``interval`` seconds (LIST of all routes) with the identity of the
+kubeconfig it is given (the ``fixture`` user, so its requests never count as the
+client's) and writes only when a route's host or status differs.
+
+Usage: ``with RouterStandIn(kubeconfig, domain): ...`` or ``start()`` / ``stop()``;
+CLI ``python tests/standins/router.py --kubeconfig K [--domain D]`` runs until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import threading
+import time
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+GROUP, VERSION, PLURAL = "route.openshift.io", "v1", "routes"
+ROUTER_NAME = "default"
+DEFAULT_DOMAIN = "apps.standin.example.com"
+MERGE_PATCH = "application/merge-patch+json"
+
+log = logging.getLogger("router-standin")
+
+
+def default_host(name: str, namespace: str, domain: str) -> str:
+    """The router's default host name for a route."""
+    return f"{name}-{namespace}.{domain}"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _key(route: dict) -> tuple:
+    meta = route["metadata"]
+    return (meta.get("creationTimestamp") or "", meta["namespace"], meta["name"])
+
+
+def desired_ingress(route: dict, claimed_by: dict | None, domain: str) -> dict:
+    """The status.ingress entry this router reports for a route (without timestamps)."""
+    meta, spec = route["metadata"], route.get("spec") or {}
+    host = spec.get("host") or ""
+    entry = {"host": host, "routerName": ROUTER_NAME, "routerCanonicalHostname": f"router-default.{domain}",
+             "wildcardPolicy": spec.get("wildcardPolicy") or "None"}
+    if claimed_by is None:
+        entry["conditions"] = [{"type": "Admitted", "status": "True"}]
+    else:
+        other = claimed_by["metadata"]
+        entry["conditions"] = [{
+            "type": "Admitted", "status": "False", "reason": "HostAlreadyClaimed",
+            "message": f"route {other['name']} already exposes {host} and is older "
+                       f"(namespace {other['namespace']}); route {meta['name']} is not admitted"}]
+    return entry
+
+
+def _same(current: dict, wanted: dict) -> bool:
+    def strip(entry):
+        entry = dict(entry)
+        entry["conditions"] = [{k: v for k, v in c.items() if k != "lastTransitionTime"}
+                               for c in entry.get("conditions") or []]
+        return entry
+    return strip(current) == strip(wanted)
+
+
+class RouterStandIn:
+    """Admits Routes in a background thread. LOCAL STAND-IN, not OpenShift's router."""
+
+    def __init__(self, kubeconfig: str, domain: str = DEFAULT_DOMAIN, interval: float = 0.2):
+        self.domain = domain
+        self.interval = interval
+        self.ignored_namespaces: set = set()
+        self._api = client.CustomObjectsApi(config.new_client_from_config(config_file=kubeconfig))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.errors: list = []
+
+    # --- one pass ------------------------------------------------------------------
+
+    def sync(self) -> int:
+        """Assign hosts and admit or reject routes once. Returns the number of writes."""
+        try:
+            routes = self._api.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
+        except ApiException as exc:
+            if exc.status == 404:  # the CRD is not installed (yet)
+                return 0
+            raise
+        writes = 0
+        owners: dict = {}
+        for route in sorted(routes, key=_key):
+            meta = route["metadata"]
+            if meta["namespace"] in self.ignored_namespaces or meta.get("deletionTimestamp"):
+                continue
+            spec = route.get("spec") or {}
+            if not spec.get("host"):
+                writes += self._patch(meta, {"spec": {"host": default_host(meta["name"], meta["namespace"],
+                                                                             self.domain)}})
+                continue  # admitted on the next pass, with the host the server holds
+            host = spec["host"].lower()
+            claimed_by = owners.get(host)
+            if claimed_by is None:
+                owners[host] = route
+            wanted = desired_ingress(route, claimed_by, self.domain)
+            current = [e for e in (route.get("status") or {}).get("ingress") or []
+                       if e.get("routerName") == ROUTER_NAME]
+            if len(current) == 1 and _same(current[0], wanted):
+                continue
+            for condition in wanted["conditions"]:
+                condition["lastTransitionTime"] = _now()
+            others = [e for e in (route.get("status") or {}).get("ingress") or []
+                      if e.get("routerName") != ROUTER_NAME]
+            writes += self._patch(meta, {"status": {"ingress": others + [wanted]}}, status=True)
+        return writes
+
+    def _patch(self, meta: dict, body: dict, status: bool = False) -> int:
+        body = dict(body, metadata={"resourceVersion": meta["resourceVersion"]})
+        method = (self._api.patch_namespaced_custom_object_status if status
+                  else self._api.patch_namespaced_custom_object)
+        try:
+            method(GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], body,
+                   _content_type=MERGE_PATCH)
+            return 1
+        except ApiException as exc:
+            if exc.status in (404, 409):  # gone, or changed since the LIST: next pass
+                return 0
+            raise
+
+    # --- background thread -----------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sync()
+            except Exception as exc:  # keep admitting; tests can inspect self.errors
+                self.errors.append(repr(exc))
+                log.warning("router stand-in pass failed: %r", exc)
+            self._stop.wait(self.interval)
+
+    def start(self) -> "RouterStandIn":
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="router-standin", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def __enter__(self) -> "RouterStandIn":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def main(argv: list | None = None) -> int:
+    parser = argparse.ArgumentParser(description="LOCAL STAND-IN for the OpenShift router (tests only).")
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--domain", default=DEFAULT_DOMAIN)
+    parser.add_argument("--interval", type=float, default=0.2)
+    args = parser.parse_args(argv)
+    router = RouterStandIn(args.kubeconfig, args.domain, args.interval).start()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        router.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
