@@ -85,7 +85,7 @@ OPERATIONS = {
     "delete_v2_policy": ("policy", "DELETE /v2/policies/{id}"),
 }
 WRITE_OPERATIONS = frozenset(name for name, (_svc, http) in OPERATIONS.items()
-                             if http.split(" ")[0] in ("POST", "PUT", "DELETE"))
+                             if http.split(" ", 1)[0] in ("POST", "PUT", "DELETE"))
 
 _URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$")
 
@@ -268,8 +268,8 @@ class IamClient:
         if operation != "token" and url.split("?")[0].endswith("/identity/token"):
             what = "token exchange (POST /identity/token) for %s" % operation
             operation = "token"
-        message = "IAM call %s failed with status %s: %s" % (what, exc.status_code,
-                                                              self.scrub(exc.message or ""))
+        detail = self.scrub(exc.message or "")
+        message = "IAM call %s failed with status %s: %s" % (what, exc.status_code, detail)
         if transaction:
             message += " (transaction ID %s)" % transaction
         if attempt:

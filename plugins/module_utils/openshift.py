@@ -596,7 +596,7 @@ def pvc_claim_name(config, flavour):
 
 
 def volume_details(pvc):
-    """Size, class and state of a PVC (dict), the seed's ``oc describe pvc`` essentials.
+    """Size, class and state of a PVC (dict), what ``oc describe pvc`` shows.
 
     ``size`` is the capacity of the bound volume, or the request while Pending.
     """

@@ -545,8 +545,8 @@ def run_ocp_image_stream_tag(module):
                  new.get(wanted["name"])) for image, wanted in entries]
 
     items, diff_before, diff_after = [], {}, {}
-    for (namespace, stream), outcome in zip([key for key, _ in streams],
-                                            map_bounded(run, streams, params["parallelism"])):
+    keys = [key for key, _entries in streams]
+    for (namespace, stream), outcome in zip(keys, map_bounded(run, streams, params["parallelism"])):
         for image, wanted, action, error, old, new in outcome:
             label = "%s:%s" % (stream, wanted["name"])
             items.append(results.item(namespace, label, action, error, source=image["source"],
@@ -648,9 +648,8 @@ def run_ocp_build_secret(module):
             params["state"], module.check_mode, params["service_account_timeout"],
             params["parallelism"])
         extra["service_accounts"] = link_items
-        sections.append(("Linking %s to service account %s" % (", ".join(secrets),
-                                                                params["service_account"]),
-                         link_items))
+        what = "Linking %s to service account %s" % (", ".join(secrets), params["service_account"])
+        sections.append((what, link_items))
         before["service_accounts"], after["service_accounts"] = link_diff["before"], link_diff["after"]
     extra["missing_secrets"] = missing
     results.exit_with(module, sections, diff={"before": before, "after": after}, **extra)

@@ -33,7 +33,7 @@ description:
     different IAM API key credentials\" and, with the service ID and policy modules or
     the ibmcloud.registry.iam_pull_secret role, C(ibmcloud ks cluster pull-secret apply)."
 author:
-  - ibmcloud.registry developers
+  - ibmcloud.registry maintainers (@ibmcloud-registry)
 options:
   service_id:
     description:
@@ -262,7 +262,7 @@ service_accounts:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ibmcloud.registry.plugins.module_utils.iam_runners import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.iam_pull_secrets import (
     IAM_PULL_SECRET_ARG_SPEC,
     run_iam_pull_secret,
 )

@@ -26,7 +26,7 @@ description:
     API key credentials\" (C(ibmcloud iam service-policy-create --service-name
     container-registry))."
 author:
-  - ibmcloud.registry developers
+  - ibmcloud.registry maintainers (@ibmcloud-registry)
 options:
   service_id:
     description:

@@ -22,7 +22,7 @@ description:
   - "This is the first step of the seed task \"Creating an image pull secret with
     different IAM API key credentials\" (C(ibmcloud iam service-id-create))."
 author:
-  - ibmcloud.registry developers
+  - ibmcloud.registry maintainers (@ibmcloud-registry)
 options:
   name:
     description:
@@ -84,8 +84,8 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-action:
-  description: What happened (or, in check mode, would happen).
+outcome:
+  description: What happened (or, in check mode, would happen) - created, updated, unchanged, deleted or absent.
   returned: always
   type: str
   sample: created

@@ -13,7 +13,8 @@ short_description: Registry secrets for OpenShift builds - builder service accou
 version_added: 0.1.0
 description:
   - Lets OpenShift builds push to and pull from a registry such as IBM Cloud
-    Container Registry, as the seed's "Setting up builds" steps do with C(oc).
+    Container Registry, as the "Setting up builds" steps of IBM Cloud's "Setting up an image
+    registry" documentation do with C(oc).
   - Links the secrets to the C(builder) service account for both pull and mount
     (C(oc secrets link builder SECRET --for=pull,mount)) - builds from OpenShift
     4.15 read C(imagePullSecrets), older ones C(secrets). Entries already there
@@ -25,7 +26,7 @@ description:
   - On a cluster without C(build.openshift.io) (plain Kubernetes) the task fails with
     a message that says so, before any write.
 author:
-  - ibmcloud.registry developers
+  - ibmcloud.registry maintainers (@ibmcloud-registry)
 options:
   namespace:
     description: Project of the build configurations and the service account.

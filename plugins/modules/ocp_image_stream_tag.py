@@ -28,11 +28,11 @@ description:
   - On a cluster without C(image.openshift.io) (plain Kubernetes) the task fails with
     a message that says so, before any write.
 author:
-  - ibmcloud.registry developers
+  - ibmcloud.registry maintainers (@ibmcloud-registry)
 options:
   namespace:
     description:
-      - Project for targets that do not name one. The seed uses C(default), which IBM
+      - Project for targets that do not name one. IBM Cloud's documentation uses C(default), which IBM
         Cloud sets up with credentials for the C(icr.io) registries (imports use the
         pull secrets of the image stream's project).
     type: str
@@ -124,7 +124,7 @@ EXAMPLES = r"""
         target: backend:latest
         scheduled: false
 
-- name: The seed's command as written, project in the target
+- name: The documented oc tag command as written, project in the target
   ibmcloud.registry.ocp_image_stream_tag:
     images:
       - source: us.icr.io/mynamespace/app:v1

@@ -13,8 +13,9 @@ short_description: Pull secrets for the OpenShift internal registry in many proj
 version_added: 0.1.0
 description:
   - Lets deployments in other projects pull images from the internal registry
-    through its external route - the seed's step 8 of "Setting up a secure external
-    route for the internal registry", for any number of projects in one call.
+    through its external route - step 8 of "Setting up a secure external
+    route for the internal registry" in IBM Cloud's documentation, for any number
+    of projects in one call.
   - Reads the credentials from a service account's C(<sa>-dockercfg-*) secret (by
     default C(default) in project C(default)) - both the shape before OpenShift 4.16
     (C(username)/C(password) per registry) and the 4.16+ shape (only C(auth)) - and
@@ -27,7 +28,7 @@ description:
   - The host comes from the registry's Route (see M(ibmcloud.registry.ocp_registry_route))
     unless O(registry_host) gives it.
 author:
-  - ibmcloud.registry developers
+  - ibmcloud.registry maintainers (@ibmcloud-registry)
 options:
   name:
     description: Name of the pull secret in every target project.
@@ -58,7 +59,7 @@ options:
     type: str
   registry_port:
     description:
-      - Port added to the host in the secret, for example V(5000) as in the seed's
+      - Port added to the host in the secret, for example V(5000) as in IBM Cloud's
         example. Not given - the host alone, which matches image names without a
         port (the route listens on 443).
     type: int
@@ -69,7 +70,7 @@ options:
     description: Project of the Route. Defaults to C(openshift-image-registry) (OpenShift 4) or C(default) (3.11).
     type: str
   email:
-    description: Email stored with the registry entry. Registries ignore it; the seed uses C(a@b.c).
+    description: Email stored with the registry entry. Registries ignore it; IBM Cloud's example uses C(a@b.c).
     type: str
   service_accounts:
     description:
@@ -120,7 +121,7 @@ EXAMPLES = r"""
   ibmcloud.registry.ocp_internal_pull_secret:
     namespaces: [team-a, team-b]
 
-- name: The seed's variant, host with port 5000 and a fictional email, in every labelled project
+- name: The documented variant, host with port 5000 and a fictional email, in every labelled project
   ibmcloud.registry.ocp_internal_pull_secret:
     name: internal-registry
     registry_port: 5000

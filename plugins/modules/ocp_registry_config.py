@@ -27,7 +27,7 @@ description:
     volume, and fails clearly if asked to change anything. On plain Kubernetes it
     fails with a message that says the cluster is not OpenShift.
 author:
-  - ibmcloud.registry developers
+  - ibmcloud.registry maintainers (@ibmcloud-registry)
 options:
   storage:
     description:
@@ -78,7 +78,7 @@ attributes:
 notes:
   - O(parallelism) has no effect; the module writes one object.
   - Resizing the volume is done in the IBM Cloud infrastructure account; the PVC
-    does not show the new size afterwards (see the seed).
+    does not show the new size afterwards (see IBM Cloud's "Setting up an image registry" documentation).
 seealso:
   - module: ibmcloud.registry.ocp_registry_route
 """

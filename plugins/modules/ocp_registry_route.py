@@ -31,7 +31,7 @@ description:
   - As an alternative, the image registry operator can create a route itself
     (C(default-route)); see O(ibmcloud.registry.ocp_registry_config#module:default_route).
 author:
-  - ibmcloud.registry developers
+  - ibmcloud.registry maintainers (@ibmcloud-registry)
 options:
   name:
     description: Name of the route. Defaults to the service name, as C(oc create route) does.
@@ -55,7 +55,7 @@ options:
   termination:
     description:
       - TLS termination. V(reencrypt) - the router terminates TLS with its (or your)
-        certificate and opens a new TLS connection to the registry (the seed's
+        certificate and opens a new TLS connection to the registry (IBM Cloud's
         choice). V(passthrough) - the router forwards TLS to the registry untouched.
     type: str
     choices: [reencrypt, passthrough]
@@ -93,7 +93,7 @@ options:
   balance:
     description:
       - Value of the C(haproxy.router.openshift.io/balance) annotation. V(source) keeps
-        a client on one registry replica, as the seed recommends.
+        a client on one registry replica, as IBM Cloud's documentation recommends.
     type: str
     choices: [source, roundrobin, leastconn, random]
     default: source

@@ -101,11 +101,12 @@ class Bench:
     """
 
     def __init__(self, cluster_dir: str, workdir: str, reuse: bool = False, parallelism: int = 8,
-                 log=None):
+                 collections_dir: str | None = None, log=None):
         self.cluster_dir = os.path.abspath(cluster_dir)
         self.workdir = workdir
         self.reuse = reuse
         self.parallelism = parallelism
+        self.collections_dir = collections_dir
         self.log = log or (lambda text: print(text, file=sys.stderr, flush=True))
         self.run_id = secrets.token_hex(3)
         self.cluster = None
@@ -245,7 +246,10 @@ class Bench:
 
     def ansible_env(self) -> dict:
         """Environment for ansible-playbook: modules run under the memory wrapper."""
-        return {"ANSIBLE_PYTHON_INTERPRETER": self.interpreter, "IBMREG_BENCH_MEMLOG": self.memlog}
+        env = {"ANSIBLE_PYTHON_INTERPRETER": self.interpreter, "IBMREG_BENCH_MEMLOG": self.memlog}
+        if self.collections_dir:
+            env["ANSIBLE_COLLECTIONS_PATH"] = self.collections_dir
+        return env
 
     def runner(self, name: str) -> Runner:
         workdir = os.path.join(self.workdir, name)

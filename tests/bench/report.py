@@ -166,42 +166,48 @@ def targets_table(rows: list) -> str:
 
 # --- chart -----------------------------------------------------------------------------
 
-def chart(results: list, path: str) -> None:
+def chart(results: list, out: str) -> None:
     """Wall time and API requests per path and run, one bar per N (log scales)."""
     import matplotlib  # pylint: disable=import-outside-toplevel
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+    from matplotlib.ticker import FuncFormatter, NullFormatter  # pylint: disable=import-outside-toplevel
 
     shown = [m for m in results if m.path != STARTUP]
     rows = list(dict.fromkeys((m.path, m.run) for m in shown))
     sizes = sorted({m.size for m in shown})
     height = 0.8 / max(1, len(sizes))
-    fig, axes = plt.subplots(1, 2, figsize=(13, 0.55 * len(rows) + 2.2), sharey=True)
-    for axis, (field, label) in zip(axes, (("wall", "wall time, s (log)"), ("total_requests", "API requests (log)"))):
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.6 * len(rows) + 2.4), sharey=True)
+    panels = (("wall", "wall time, s (log scale)", 0.5), ("total_requests", "API requests (log scale)", 1))
+    for axis, (field, label, floor) in zip(axes, panels):
         for index, size in enumerate(sizes):
             ys, values = [], []
             for row, (path, run) in enumerate(rows):
                 m = _find(shown, path, run, size)
                 if m is not None:
                     ys.append(row + index * height)
-                    values.append(max(getattr(m, field), 0.01 if field == "wall" else 1))
-            bars = axis.barh(ys, values, height=height, label=f"N = {size}")
+                    values.append(max(getattr(m, field), floor))
+            bars = axis.barh(ys, values, height=height, label=f"N = {size}", color=f"C{index}")
             axis.bar_label(bars, fmt="%.3g", fontsize=7, padding=2)
         axis.set_xscale("log")
+        axis.set_xlim(left=floor, right=axis.get_xlim()[1] * 2)
+        axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+        axis.xaxis.set_minor_formatter(NullFormatter())
         axis.set_xlabel(label)
         axis.grid(axis="x", alpha=0.3)
     startup = _find(results, STARTUP, "one ping task")
     if startup:
-        axes[0].axvline(startup.wall, color="grey", linestyle="--", linewidth=1)
-        axes[0].text(startup.wall, -0.7, f" ansible-playbook start-up {startup.wall:.2f}s", fontsize=7, color="grey")
+        axes[0].axvline(startup.wall, color="grey", linestyle="--", linewidth=1,
+                        label=f"ansible-playbook start-up ({startup.wall:.2f} s)")
     axes[0].set_yticks([r + height * (len(sizes) - 1) / 2 for r in range(len(rows))])
     axes[0].set_yticklabels([f"{path}\n{run}" for path, run in rows], fontsize=8)
     axes[0].invert_yaxis()
-    axes[1].legend(loc="lower right", fontsize=8)
-    fig.suptitle("Pull secret + default service account reference in N namespaces (local kube-apiserver)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=8, bbox_to_anchor=(0.5, 0.95))
+    fig.suptitle("Pull secret + reference from the default service account in N namespaces (local kube-apiserver)")
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    fig.savefig(out, dpi=110)
     plt.close(fig)
 
 

@@ -84,6 +84,9 @@ def parse_args(argv: list | None) -> argparse.Namespace:
     parser.add_argument("--reuse-cluster", action="store_true",
                         help="share an already running cluster: no restarts, never stopped, own namespaces "
                              "deleted at the end; request counts may include other clients (smoke test)")
+    parser.add_argument("--collections-path", default=None,
+                        help="run the modules from another copy (a directory holding ansible_collections/"
+                             "ibmcloud/registry), for A/B comparisons; default this checkout")
     parser.add_argument("--startup-runs", type=int, default=3, help="ping plays for Ansible's start-up (median)")
     args = parser.parse_args(argv)
     if not 1 <= args.parallelism <= 64:
@@ -94,7 +97,8 @@ def parse_args(argv: list | None) -> argparse.Namespace:
 def main(argv: list | None = None) -> int:
     args = parse_args(argv)
     shutil.rmtree(args.workdir, ignore_errors=True)
-    bench = harness.Bench(args.cluster_dir, args.workdir, reuse=args.reuse_cluster, parallelism=args.parallelism)
+    bench = harness.Bench(args.cluster_dir, args.workdir, reuse=args.reuse_cluster, parallelism=args.parallelism,
+                          collections_dir=args.collections_path)
     started = time.monotonic()
     results = []
     loads = [os.getloadavg()[0]]

@@ -9,6 +9,9 @@ set -euo pipefail
 cache_root=${IBMREG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ibmcloud-registry}
 work=$cache_root/k8s-src
 mkdir -p "$work"
+# One build per machine at a time; a second caller waits, then finds the binaries.
+exec 9> "$cache_root/.build.lock"
+flock 9
 
 # A private apt configuration that adds deb-src for the configured Debian mirror,
 # without touching /etc/apt.

@@ -98,11 +98,11 @@ def _gone(proc: dict) -> bool:
     return stat is None or stat[1] != proc["start"]
 
 
-def _spawn(state_dir: str, name: str, argv: list, env: dict | None = None) -> dict:
+def _spawn(state_dir: str, name: str, argv: list) -> dict:
     # A new session per component: stop() can signal the whole process group.
     with open(_path(state_dir, "logs", f"{name}.log"), "ab") as log:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                 start_new_session=True, env=env, cwd=state_dir)
+                                 start_new_session=True, cwd=state_dir)
     return {"pid": child.pid, "start": _stat(child.pid)[1]}
 
 

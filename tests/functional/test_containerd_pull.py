@@ -121,9 +121,10 @@ def declarations(env):
     return registries, kubespray, refs
 
 
-def node_play(role_vars):
+def node_play(role_vars, module_defaults=None):
     return [{"name": "containerd hosts on this node", "hosts": "localhost", "connection": "local",
-             "gather_facts": False, "roles": [{"role": ROLE, "vars": role_vars}]}]
+             "gather_facts": False, "module_defaults": module_defaults or {},
+             "roles": [{"role": ROLE, "vars": role_vars}]}]
 
 
 def hosts_files(hosts_dir):
@@ -270,7 +271,10 @@ def test_cluster_mode_configmap_daemonset_and_a_pull_through_its_output(env, clu
         assert volumes["hosts-toml"]["configMap"]["name"] == name
         assert volumes["containerd-config-path"]["hostPath"]["path"] == "/etc/containerd/certs.d"
 
-        second = runner.run([], plays=node_play(role_vars))
+        # Rerun with the connection from the play's module_defaults instead of the role variable.
+        by_defaults = {k: v for k, v in role_vars.items() if k != "containerd_hosts_kubeconfig"}
+        second = runner.run([], plays=node_play(by_defaults, module_defaults={
+            "group/ibmcloud.registry.kube": {"kubeconfig": cluster.kubeconfig}}))
         assert second.rc == 0 and changed_count(second) == 0, second.stdout[-3000:]
 
         # What the init container would write on a node pulls through real containerd.

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "cluster"))
 import audit as audit_log  # noqa: E402  pylint: disable=wrong-import-position
 import localcluster  # noqa: E402  pylint: disable=wrong-import-position
 import openshift_flavour as flavour  # noqa: E402  pylint: disable=wrong-import-position
-from router import DEFAULT_DOMAIN, RouterStandIn  # noqa: E402  pylint: disable=wrong-import-position
+from router import DEFAULT_DOMAIN, IGNORE_LABEL, RouterStandIn  # noqa: E402  pylint: disable=wrong-import-position
 
 pytestmark = pytest.mark.cluster
 
@@ -190,7 +190,7 @@ def test_route_custom_host_certificates_redacted_and_updates(openshift, ocp, aud
 def test_route_wait_is_bounded_and_rejection_is_reported(openshift, ocp, audit, unique_ns, core):
     silent = unique_ns("silent")
     service(core, silent)
-    openshift.ignored_namespaces.add(silent)
+    core.patch_namespace(silent, {"metadata": {"labels": {IGNORE_LABEL: "true"}}})  # no router answers there
     started = time.monotonic()
     played, result = ocp("ocp_registry_route", {"namespace": silent, "wait_timeout": 2})
     assert played.rc != 0

@@ -13,8 +13,10 @@ real router (openshift/router) reports it:
 * Host claims work as in the router: the oldest route (creation time, then namespace
   and name) claiming a host is admitted; newer ones are rejected with
   ``Admitted=False``, reason ``HostAlreadyClaimed``.
-* Routes in namespaces listed in :attr:`RouterStandIn.ignored_namespaces` are left
-  alone, to test what happens when no router answers.
+* Routes in namespaces labelled ``router-standin.ibmcloud.registry/ignore=true`` (or
+  listed in :attr:`RouterStandIn.ignored_namespaces`) are left alone, to test what
+  happens when no router answers. The label works across processes (pytest-xdist
+  workers each run a stand-in).
 
 It polls every ``interval`` seconds (LIST of all routes) with the identity of the
 kubeconfig it is given (the ``fixture`` user, so its requests never count as the
@@ -39,6 +41,7 @@ GROUP, VERSION, PLURAL = "route.openshift.io", "v1", "routes"
 ROUTER_NAME = "default"
 DEFAULT_DOMAIN = "apps.standin.example.com"
 MERGE_PATCH = "application/merge-patch+json"
+IGNORE_LABEL = "router-standin.ibmcloud.registry/ignore"
 
 log = logging.getLogger("router-standin")
 
@@ -90,7 +93,9 @@ class RouterStandIn:
         self.domain = domain
         self.interval = interval
         self.ignored_namespaces: set = set()
-        self._api = client.CustomObjectsApi(config.new_client_from_config(config_file=kubeconfig))
+        api_client = config.new_client_from_config(config_file=kubeconfig)
+        self._api = client.CustomObjectsApi(api_client)
+        self._core = client.CoreV1Api(api_client)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.errors: list = []
@@ -105,16 +110,19 @@ class RouterStandIn:
             if exc.status == 404:  # the CRD is not installed (yet)
                 return 0
             raise
+        ignored = set(self.ignored_namespaces)
+        ignored.update(ns.metadata.name for ns in self._core.list_namespace(
+            label_selector=IGNORE_LABEL + "=true").items)
         writes = 0
         owners: dict = {}
         for route in sorted(routes, key=_key):
             meta = route["metadata"]
-            if meta["namespace"] in self.ignored_namespaces or meta.get("deletionTimestamp"):
+            if meta["namespace"] in ignored or meta.get("deletionTimestamp"):
                 continue
             spec = route.get("spec") or {}
             if not spec.get("host"):
-                writes += self._patch(meta, {"spec": {"host": default_host(meta["name"], meta["namespace"],
-                                                                             self.domain)}})
+                host = default_host(meta["name"], meta["namespace"], self.domain)
+                writes += self._patch(meta, {"spec": {"host": host}})
                 continue  # admitted on the next pass, with the host the server holds
             host = spec["host"].lower()
             claimed_by = owners.get(host)

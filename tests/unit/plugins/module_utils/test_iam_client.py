@@ -1,3 +1,6 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, ibmcloud.registry developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The IAM client layer (module_utils/iam.py) and the IAM stand-in, without a cluster.
 
 The client talks to the LOCAL STAND-IN for IBM Cloud IAM (tests/standins/iam_server.py)
@@ -7,7 +10,9 @@ the retry policy (429 with Retry-After, 5xx, the SDK's RetryError), the error me
 what the real service rejects.
 """
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
 
 import os
 import secrets
@@ -16,7 +21,8 @@ import sys
 import pytest
 import requests
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "standins"))
+_TESTS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.join(_TESTS, "standins"))
 
 import iam_server  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.ibmcloud.registry.plugins.module_utils import iam  # noqa: E402
@@ -135,7 +141,7 @@ def test_account_comes_from_the_token_when_not_given(client):
 
 def test_paging_reads_every_page_and_duplicates_are_an_error(standin, admin_key, sleeps):
     client = iam.IamClient(admin_key, standin.url, page_size=2, sleep=sleeps.append)
-    ids = [client.result("create_service_id", account_id=ACCOUNT, name="same")["id"] for _ in range(5)]
+    ids = [client.result("create_service_id", account_id=ACCOUNT, name="same")["id"] for _index in range(5)]
     client.result("create_service_id", account_id=ACCOUNT, name="unique")
     assert len(client.list_service_ids(ACCOUNT)) == 6
     assert sorted(s["id"] for s in client.list_service_ids(ACCOUNT, name="same")) == sorted(ids)
