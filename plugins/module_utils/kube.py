@@ -31,16 +31,18 @@ try:
         _create_headers,
         _set_header,
     )
-    from ansible_collections.kubernetes.core.plugins.module_utils import k8sdynamicclient
-    from ansible_collections.kubernetes.core.plugins.module_utils.client.discovery import (
-        LazyDiscoverer,
-    )
     from kubernetes import client as k8s_models
+    from kubernetes.dynamic.exceptions import ResourceNotFoundError
     from kubernetes.client.rest import ApiException
     from urllib3.exceptions import HTTPError as Urllib3Error
 
     HAS_KUBERNETES = True
     KUBERNETES_IMPORT_ERROR = None
+    try:
+        # OpenShift-aware discovery (the openshift package) for non-core API groups.
+        from openshift.dynamic import DynamicClient
+    except ImportError:
+        from kubernetes.dynamic import DynamicClient
 except ImportError as exc:  # pragma: no cover - reported by require_kubernetes()
     HAS_KUBERNETES = False
     KUBERNETES_IMPORT_ERROR = exc
@@ -49,6 +51,9 @@ except ImportError as exc:  # pragma: no cover - reported by require_kubernetes(
         pass
 
     class Urllib3Error(Exception):
+        pass
+
+    class ResourceNotFoundError(Exception):
         pass
 
 RETRYABLE_STATUS = frozenset([429, 500, 502, 503, 504])
@@ -160,10 +165,9 @@ class KubeClient:
 
     @property
     def dynamic(self):
-        """kubernetes.core's dynamic client, built on first use (it costs discovery)."""
+        """The dynamic client, built on first use: discovery costs requests (cached on disk)."""
         if self._dynamic is None:
-            self._dynamic = self.call("discover the API", k8sdynamicclient.K8SDynamicClient,
-                                      self.api_client, discoverer=LazyDiscoverer)
+            self._dynamic = self.call("discover the API", DynamicClient, self.api_client)
         return self._dynamic
 
     def call(self, what, func, *args, **kwargs):
@@ -190,9 +194,15 @@ class KubeClient:
                                 % (what, attempt + 1, exc.__class__.__name__))
 
     def resource(self, api_version, kind):
-        """A dynamic-client resource for API groups the typed client lacks."""
+        """A dynamic-client resource for API groups the typed client lacks.
+
+        KubeError with status 404 when the cluster does not serve that kind.
+        """
         what = "discover %s %s" % (api_version, kind)
-        return self.call(what, self.dynamic.resources.get, api_version=api_version, kind=kind)
+        try:
+            return self.call(what, self.dynamic.resources.get, api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            raise KubeError("The cluster does not serve %s %s" % (api_version, kind), status=404)
 
     def api_groups(self):
         """Names of the API groups the server serves (one discovery request)."""

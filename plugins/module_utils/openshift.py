@@ -32,6 +32,12 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (
     KubeError,
     describe_target,
 )
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets import (
+    CONFLICT_RETRIES,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    MERGE_PATCH,
+)
 
 try:
     import jmespath
@@ -42,20 +48,6 @@ except ImportError as exc:  # pragma: no cover - reported by the runners
     HAS_JMESPATH = False
     JMESPATH_IMPORT_ERROR = exc
 
-try:
-    from openshift.dynamic import DynamicClient as OpenShiftDynamicClient
-    from kubernetes.dynamic.exceptions import ResourceNotFoundError
-
-    HAS_OPENSHIFT = True
-except ImportError:  # pragma: no cover - falls back to kubernetes.core's dynamic client
-    HAS_OPENSHIFT = False
-    OpenShiftDynamicClient = None
-    ResourceNotFoundError = type("_Unavailable", (Exception,), {})
-
-MERGE_PATCH = "application/merge-patch+json"
-CONFLICT_RETRIES = 5
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY_VALUE = "ibmcloud.registry"
 
 ROUTE_API = "route.openshift.io/v1"
 IMAGE_API = "image.openshift.io/v1"
@@ -184,29 +176,18 @@ class OpenShiftAPI:
 
     def __init__(self, client):
         self.client = client
-        self._dynamic = None
         self._resources = {}
-
-    def _openshift_client(self):
-        if self._dynamic is None:
-            self._dynamic = self.client.call("discover the API", OpenShiftDynamicClient,
-                                             self.client.api_client)
-        return self._dynamic
 
     def resource(self, api_version, kind):
         key = (api_version, kind)
         if key not in self._resources:
-            if not HAS_OPENSHIFT:
+            try:
                 self._resources[key] = self.client.resource(api_version, kind)
-            else:
-                dynamic = self._openshift_client()
-                try:
-                    self._resources[key] = self.client.call(
-                        "discover %s %s" % (api_version, kind), dynamic.resources.get,
-                        api_version=api_version, kind=kind)
-                except ResourceNotFoundError:
-                    raise OpenShiftError("The cluster does not serve %s %s (API group %s)"
-                                         % (api_version, kind, group_of(api_version)))
+            except KubeError as exc:
+                if exc.status != 404:
+                    raise
+                raise OpenShiftError("The cluster does not serve %s %s (API group %s)"
+                                     % (api_version, kind, group_of(api_version)))
         return self._resources[key]
 
     def get(self, api_version, kind, name, namespace=None):

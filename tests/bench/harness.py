@@ -13,11 +13,12 @@ from __future__ import annotations
 import base64
 import collections
 import dataclasses
-import json
+import datetime
 import os
 import resource
 import secrets
 import shlex
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -114,7 +115,7 @@ class Bench:
         self.core = None
         self._sets = []
         os.makedirs(workdir, exist_ok=True)
-        self.memlog = os.path.join(workdir, "memlog.jsonl")
+        self.memlog = os.path.join(workdir, "memlog.tsv")
         self.interpreter = self._write_launcher()
         self.desired = build_dockerconfig(icr_domains(["all"], ["public", "private"]),
                                           IAM_API_KEY_USERNAME, API_KEY)
@@ -170,9 +171,12 @@ class Bench:
         prefix = f"bench-{label}-"
         names = [f"{prefix}{i:05d}" for i in range(size)]
         started = time.monotonic()
-        body = lambda name: {"metadata": {"name": name, "labels": {SET_LABEL: label}}}  # noqa: E731
+
+        def create(name):
+            self.core.create_namespace({"metadata": {"name": name, "labels": {SET_LABEL: label}}})
+
         with ThreadPoolExecutor(SETUP_THREADS) as pool:
-            list(pool.map(lambda name: self.core.create_namespace(body(name)), names))
+            list(pool.map(create, names))
         ns_set = NamespaceSet(label, prefix, names)
         self._sets.append(ns_set)
         self._wait_for_default_accounts(ns_set)
@@ -256,15 +260,29 @@ class Bench:
         os.makedirs(workdir, exist_ok=True)
         return Runner(self.cluster.kubeconfig, workdir=workdir)
 
-    def peaks(self) -> dict:
-        """{script: peak RSS KiB} of the processes run under memwrap since measure() started."""
-        peaks = collections.defaultdict(int)
+    def peaks(self) -> tuple:
+        """({script: peak RSS KiB}, number of processes) run under memwrap since measure() started."""
+        peaks, count = collections.defaultdict(int), 0
         if os.path.exists(self.memlog):
             with open(self.memlog, encoding="utf-8") as handle:
                 for line in handle:
-                    entry = json.loads(line)
-                    peaks[entry["script"]] = max(peaks[entry["script"]], entry["maxrss_kib"])
-        return dict(peaks)
+                    _program, script, kib = line.rstrip("\n").split("\t")
+                    peaks[script] = max(peaks[script], int(kib))
+                    count += 1
+        return dict(peaks), count
+
+    def wrapper_overhead(self, runs: int = 20) -> float:
+        """Seconds memwrap adds to one process: `python -c pass` wrapped minus bare (median)."""
+        env = dict(os.environ, IBMREG_BENCH_MEMLOG=os.path.join(self.workdir, "overhead.tsv"))
+
+        def timed(argv):
+            started = time.perf_counter()
+            subprocess.run(argv, env=env, check=True)
+            return time.perf_counter() - started
+
+        bare = [sys.executable, "-c", "pass"]
+        pairs = sorted(timed(self.memwrap(bare)) - timed(bare) for _run in range(runs))
+        return max(0.0, pairs[len(pairs) // 2])
 
     def measure(self, path: str, run: str, ns_set: NamespaceSet | None, action,
                 verify: bool = True) -> Measurement:
@@ -282,14 +300,15 @@ class Bench:
         load = os.getloadavg()[0]
         mark = self.audit.mark()
         cpu_before = _children_cpu()
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), time.time()
         outcome = action()
         wall = time.perf_counter() - started
         cpu = _children_cpu() - cpu_before
+        phases = self._phases(mark, started_at)
         requests = dict(sorted(self.audit.count(mark, user="admin").items()))
         writes_in_set = len(self.audit.writes(mark, user="admin", namespace_prefix=ns_set.prefix)) if ns_set else 0
         peak_kib, peak_of = None, ""
-        peaks = self.peaks()
+        peaks, wrapped = self.peaks()
         if peaks:
             script = max(peaks, key=peaks.get)
             peak_kib, peak_of = peaks[script], outcome.get("peak_of") or _module_name(script)
@@ -302,10 +321,30 @@ class Bench:
         result = Measurement(path, run, len(names), wall, cpu, requests, writes_in_set,
                              round(peak_kib / 1024, 1) if peak_kib else None, peak_of,
                              ok=not problem, problem=problem, note=outcome.get("note", ""),
-                             load=load, extra=outcome.get("extra", {}))
+                             load=load, extra=dict(outcome.get("extra", {}), wrapped_processes=wrapped, **phases))
         self.log(f"    {wall:.2f}s (CPU {cpu:.2f}s, load {load:.1f}), {result.total_requests} requests {requests}, "
                  f"peak {result.peak_rss_mib} MiB ({peak_of}){'' if result.ok else ' FAILED: ' + problem}")
         return result
+
+
+    def _phases(self, mark: int, started_at: float) -> dict:
+        """When the first request arrived and the last one was answered, in s after the start.
+
+        From the audit log's own timestamps: what the client did before its first request
+        (start-up) and after its last response (output) is wall time minus the API phase.
+        """
+        times = []
+        for event in self.audit.events(mark, user="admin"):
+            times.append(_timestamp(event["requestReceivedTimestamp"]))
+            times.append(_timestamp(event["stageTimestamp"]))
+        if not times:
+            return {}
+        return {"first_request_s": round(min(times) - started_at, 3),
+                "last_response_s": round(max(times) - started_at, 3)}
+
+
+def _timestamp(text: str) -> float:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def _children_cpu() -> float:

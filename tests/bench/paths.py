@@ -133,6 +133,5 @@ def ansible_startup(bench: Bench, runs: int = 3) -> Measurement:
     _play(bench, "startup", [task])
     measured = [bench.measure("ansible-playbook start-up", "one ping task", None,
                               lambda: _play(bench, "startup", [task]), verify=False)
-                for _ in range(runs)]
+                for _run in range(runs)]
     return sorted(measured, key=lambda m: m.wall)[len(measured) // 2]
-

@@ -88,11 +88,14 @@ def _num(value, digits=2) -> str:
 
 
 def table(results: list) -> str:
-    lines = ["| path | run | N | wall s | client CPU s | API requests | by verb | peak RSS MiB | of process | ok |",
-             "|---|---|--:|--:|--:|--:|---|--:|---|---|"]
+    lines = ["| path | run | N | wall s | API phase s | client CPU s | API requests | by verb | peak RSS MiB "
+             "| of process | ok |",
+             "|---|---|--:|--:|--:|--:|--:|---|--:|---|---|"]
     for m in results:
         ok = "yes" if m.ok else f"**no**: {m.problem[:200]}"
-        lines.append(f"| {m.path} | {m.run} | {m.size} | {m.wall:.2f} | {m.cpu_seconds:.2f} "
+        phase = (f"{m.extra['first_request_s']:.2f}–{m.extra['last_response_s']:.2f}"
+                 if "first_request_s" in m.extra else "")
+        lines.append(f"| {m.path} | {m.run} | {m.size} | {m.wall:.2f} | {phase} | {m.cpu_seconds:.2f} "
                      f"| {m.total_requests} | {_verbs(m.requests)} | {_num(m.peak_rss_mib, 1)} | {m.peak_of} | {ok} |")
     notes = [f"- {m.path}, {m.run}, N={m.size}: {m.note}" for m in results if m.note]
     return "\n".join(lines + ([""] + notes if notes else []))
@@ -109,8 +112,17 @@ def _verdict(ok: bool, how: str) -> str:
     return ("met" if ok else "**missed**") + (f" ({how})" if how else "")
 
 
-def targets(results: list) -> list:
-    """[(target, measured, verdict)] for the issue's targets; 'not measured' when a size is absent."""
+def _unwrapped(m, overhead: float) -> float:
+    """Wall time without what memwrap added (one bare interpreter start per wrapped process)."""
+    return m.wall - m.extra.get("wrapped_processes", 0) * overhead
+
+
+def targets(results: list, overhead: float = 0.0) -> list:
+    """[(target, measured, verdict)] for the issue's targets; 'not measured' when a size is absent.
+
+    The speed-up against the kubernetes.core loop is judged without memwrap's overhead,
+    which the loop pays once per module run (2N+1 times) and our path once.
+    """
     rows = []
     first = _find(results, OURS, "first run", 1000)
     floor = _find(results, FLOOR, "first run", 1000)
@@ -142,9 +154,11 @@ def targets(results: list) -> list:
     else:
         rows.append(("N=1000 no-op rerun: <= 4 API requests, <= 3 s", "not measured", "-"))
     if ours100 and loop100:
-        speedup = loop100.wall / ours100.wall
+        loop, ours = _unwrapped(loop100, overhead), _unwrapped(ours100, overhead)
+        speedup = loop / ours
         rows.append(("N=100: >= 30x faster than the kubernetes.core loop (same run)",
-                     f"{loop100.wall:.2f} s / {ours100.wall:.2f} s = {speedup:.1f}x",
+                     f"{loop:.2f} s / {ours:.2f} s = {speedup:.1f}x (without memwrap's "
+                     f"{overhead * 1000:.0f} ms per process; as measured {loop100.wall / ours100.wall:.1f}x)",
                      _verdict(speedup >= 30, f"{speedup / 30:.2f} of the target ratio")))
     else:
         rows.append(("N=100: >= 30x faster than the kubernetes.core loop", "not measured", "-"))
@@ -255,6 +269,10 @@ METHOD = """\
   created as `fixture` and the benchmark waits until every `default` service account has
   its token (controllers quiet) before anything is timed.
 - *wall s*: the whole client process (ansible-playbook, bash loop or floor.py), start to exit.
+- *API phase s*: when the client's first request reached the API server and when its last
+  response was sent, in seconds after the client process started (audit log timestamps).
+  Before it: interpreter and Ansible start-up, imports, module transfer; after it: building,
+  returning and printing the result, exiting.
 - *client CPU s*: user + system CPU of that process and all its descendants
   (getrusage RUSAGE_CHILDREN); less sensitive than wall time to other load on the machine.
 - *API requests*: requests of the identity under test (`admin`) between two marks in the API
@@ -266,15 +284,17 @@ METHOD = """\
   For Ansible paths ANSIBLE_PYTHON_INTERPRETER points at it, so it is the module process
   (AnsiballZ runs the module in the interpreter's process); the largest module process of
   the run is shown (the loops run many). For the kubectl loop, the largest kubectl process;
-  for the floor, its own Python process. The wrapper adds about 20 ms per module run.
+  for the floor, its own Python process. The wrapper costs one bare interpreter start per
+  process it wraps: {overhead_ms:.0f} ms in this run. Wall times include it; the speed-up
+  target is judged without it (the kubernetes.core loop pays it 2N+1 times, our path once).
 - *ok*: exit status 0, and after every writing run all N namespaces hold the expected secret
   (decoded content compared) and their `default` account references it exactly once.
 """
 
 
 def document(results: list, env: dict, command: str, seconds: float, parallelism: int,
-             load: tuple, previous: str | None, chart_name: str, reused: bool) -> str:
-    rows = targets(results)
+             load: tuple, overhead: float, previous: str | None, chart_name: str, reused: bool) -> str:
+    rows = targets(results, overhead)
     versions = "\n".join(f"| {name} | {value} |" for name, value in env.items())
     generated = f"""{GENERATED[0]}
 ## Latest results
@@ -301,7 +321,7 @@ Reproduce: `make bench`, which runs
 
 ![wall time and API requests per path]({chart_name})
 
-{METHOD.format(parallelism=parallelism)}{GENERATED[1]}"""
+{METHOD.format(parallelism=parallelism, overhead_ms=overhead * 1000)}{GENERATED[1]}"""
     analysis = _between(previous, ANALYSIS) if previous else None
     if analysis is None:
         analysis = DEFAULT_ANALYSIS
@@ -322,7 +342,7 @@ def _now() -> str:
 
 
 def write(out: str, results: list, env: dict, command: str, seconds: float, parallelism: int,
-          load: tuple, reused: bool = False) -> str:
+          load: tuple, overhead: float, reused: bool = False) -> str:
     """Write the document and its chart (same name, .png); returns the chart path."""
     chart_path = os.path.splitext(out)[0] + ".png"
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -331,7 +351,7 @@ def write(out: str, results: list, env: dict, command: str, seconds: float, para
     if os.path.exists(out):
         with open(out, encoding="utf-8") as handle:
             previous = handle.read()
-    text = document(results, env, command, seconds, parallelism, load, previous,
+    text = document(results, env, command, seconds, parallelism, load, overhead, previous,
                     os.path.basename(chart_path), reused)
     with open(out, "w", encoding="utf-8") as handle:
         handle.write(text)

@@ -105,6 +105,8 @@ def main(argv: list | None = None) -> int:
     try:
         bench.start()
         env = report.environment(bench)
+        overhead = bench.wrapper_overhead()
+        bench.log(f"memwrap adds {overhead * 1000:.0f} ms per wrapped process")
         results.append(paths.ansible_startup(bench, runs=args.startup_runs))
         for size in args.sizes:
             results += ours_runs(bench, size)
@@ -122,15 +124,15 @@ def main(argv: list | None = None) -> int:
     command = " ".join(["python", os.path.relpath(os.path.abspath(__file__), harness.REPO)]
                        + [shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)])
     chart = report.write(args.out, results, env, command, seconds, args.parallelism,
-                         (min(loads), max(loads)), reused=args.reuse_cluster)
+                         (min(loads), max(loads)), overhead, reused=args.reuse_cluster)
     json_path = args.json or os.path.join(args.workdir, "results.json")
     with open(json_path, "w", encoding="utf-8") as handle:
-        json.dump({"seconds": seconds, "environment": env, "command": command,
-                   "targets": report.targets(results),
+        json.dump({"seconds": seconds, "environment": env, "command": command, "memwrap_overhead": overhead,
+                   "targets": report.targets(results, overhead),
                    "results": [dict(dataclasses.asdict(m), total_requests=m.total_requests, writes=m.writes)
                                for m in results]}, handle, indent=2)
 
-    print(report.targets_table(report.targets(results)))
+    print(report.targets_table(report.targets(results, overhead)))
     print()
     print(report.table(results))
     print(f"\nwrote {args.out}, {chart} and {json_path}; {seconds / 60:.1f} minutes")

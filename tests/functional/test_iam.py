@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import sys
 import time
 
@@ -478,9 +479,13 @@ def test_role_namespace_mode_follows_the_seed(plays, standin, audit, unique_ns, 
 
 @pytest.fixture(scope="module")
 def private_cluster():
+    """A cluster of its own, from a clean state directory, removed afterwards."""
+    localcluster.stop(PRIVATE_CLUSTER_DIR)
+    shutil.rmtree(PRIVATE_CLUSTER_DIR, ignore_errors=True)
     info = localcluster.ensure_running(PRIVATE_CLUSTER_DIR)
     yield info
     localcluster.stop(PRIVATE_CLUSTER_DIR)
+    shutil.rmtree(PRIVATE_CLUSTER_DIR, ignore_errors=True)
 
 
 def test_role_cluster_mode_reproduces_cluster_pull_secret_apply(private_cluster, standin, canary, tmp_path):
