@@ -109,7 +109,8 @@ def _single_records(part, kind, result):
     action = result.get("action") or result.get("outcome")
     if action in PAST:
         action = PAST[action]
-    name = result.get("name") or result.get("registry") or result.get("path") or kind
+    # The image registry operator Config is the cluster-scoped object named "cluster".
+    name = result.get("name") or result.get("registry") or result.get("path") or {"Config": "cluster"}.get(kind, kind)
     namespace = result.get("namespace")
     if action in CHANGING or (action is None and result.get("changed")):
         action = action if action in CHANGING else "updated"

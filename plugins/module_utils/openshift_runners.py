@@ -442,9 +442,13 @@ def run_ocp_internal_pull_secret(module):
     except (KubeError, DockerConfigError, ocp.OpenShiftError) as exc:
         module.fail_json(msg=str(exc), **extra)
 
-    secret_items, secret_diff = ensure_pull_secrets(
-        client, namespaces, name, desired, state=state, force=params["force"],
-        check_mode=module.check_mode, parallelism=params["parallelism"])
+    try:
+        secret_items, secret_diff = ensure_pull_secrets(
+            client, namespaces, name, desired, state=state, force=params["force"],
+            check_mode=module.check_mode, parallelism=params["parallelism"])
+    except KubeError as exc:
+        # Only the read before the writes raises; writes fail per namespace.
+        module.fail_json(msg="%s; nothing was written" % exc, **extra)
     sections = [("Secret %s" % name, secret_items)]
     before, after = {"secrets": secret_diff["before"]}, {"secrets": secret_diff["after"]}
     if params["service_accounts"]:

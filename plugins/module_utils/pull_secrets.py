@@ -140,9 +140,10 @@ def _apply_step(client, step, labels):
             return action
         except KubeError as exc:
             # 409: created meanwhile, or changed since our read. 404 on delete: gone.
+            # 404 on update: deleted since our read; the fresh plan creates it again.
             if exc.status == 404 and action == "delete":
                 return "absent"
-            if exc.status != 409:
+            if exc.status != 409 and not (exc.status == 404 and action == "update"):
                 raise
         step = _replan(client, step)
         if step["action"] == "failed":

@@ -31,15 +31,35 @@ def any_changed(items):
     return any(entry["action"] in CHANGING for entry in items)
 
 
+def _labels(entries, qualify):
+    """'a, b, c': the namespaces (or namespace/name when a section has several names)."""
+    labels, seen = [], set()
+    for entry in entries:
+        label = entry.get("namespace") or entry.get("name")
+        if qualify and entry.get("namespace"):
+            label = "%s/%s" % (entry["namespace"], entry.get("name"))
+        if label not in seen:
+            seen.add(label)
+            labels.append("%s" % label)
+    return ", ".join(labels) or "none"
+
+
 def failure_message(what, items):
-    """'2 of 5 namespaces failed (a: ..., b: ...)' or None when none failed."""
+    """'X failed in 2 of 5 namespaces (a: ..., b: ...); not done: a, b; done: c, d, e'.
+
+    None when none failed. The errors of the first ten failures are shown; the lists of
+    what was not done and what was done are complete, so that a run that stopped part-way
+    (an API server that went away) says exactly where it stopped.
+    """
     failed = [entry for entry in items if entry["action"] == "failed"]
     if not failed:
         return None
     shown = "; ".join("%s: %s" % (entry["namespace"], entry.get("error")) for entry in failed[:10])
     more = " and %d more" % (len(failed) - 10) if len(failed) > 10 else ""
-    return "%s failed in %d of %d namespaces (%s%s); the others are done" % (
-        what, len(failed), len(items), shown, more)
+    qualify = len(set(entry.get("name") for entry in items)) > 1
+    done = [entry for entry in items if entry["action"] != "failed"]
+    return "%s failed in %d of %d namespaces (%s%s); not done: %s; done: %s" % (
+        what, len(failed), len(items), shown, more, _labels(failed, qualify), _labels(done, qualify))
 
 
 def exit_with(module, sections, **extra):

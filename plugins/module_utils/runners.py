@@ -146,9 +146,13 @@ def run_icr_pull_secret(module):
             except LoginError as exc:
                 module.fail_json(msg="validate_credentials: %s; nothing was written" % exc)
 
-    secret_items, secret_diff = ensure_pull_secrets(
-        client, namespaces, name, desired, state=state, force=params["force"],
-        check_mode=module.check_mode, parallelism=params["parallelism"])
+    try:
+        secret_items, secret_diff = ensure_pull_secrets(
+            client, namespaces, name, desired, state=state, force=params["force"],
+            check_mode=module.check_mode, parallelism=params["parallelism"])
+    except KubeError as exc:
+        # Only the read before the writes raises; writes fail per namespace.
+        module.fail_json(msg="%s; nothing was written" % exc)
     extra = dict(name=name)
     if desired is not None:
         extra.update(servers=sorted(desired["auths"]), fingerprint=fingerprint(desired), source=source)

@@ -139,7 +139,13 @@ def ensure_links(client, namespaces, service_accounts, names, link_for=("pull",)
     """
     items, before, after = [], {}, {}
     for sa_name in service_accounts:
-        accounts = wait_for_service_accounts(client, sa_name, namespaces, wait_timeout, parallelism)
+        try:
+            accounts = wait_for_service_accounts(client, sa_name, namespaces, wait_timeout, parallelism)
+        except KubeError as exc:
+            # The read failed for good (403, API server gone): every namespace fails with
+            # that message, and the caller still reports what it did before.
+            items.extend(results.item(namespace, sa_name, "failed", str(exc)) for namespace in namespaces)
+            continue
         link = partial(_link_namespace, client, sa_name, accounts, names, link_for, state, check_mode,
                        wait_timeout)
         for item, account, changes in map_bounded(link, namespaces, parallelism):

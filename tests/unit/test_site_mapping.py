@@ -1,0 +1,122 @@
+# -*- coding: utf-8 -*-
+"""site.yml's vars file maps onto the roles without drifting from them.
+
+Each playbooks/tasks/part_<part>.yml includes one role and maps the keys of the vars file's
+`<part>` onto the role's variables, `<part>.<key>` -> `<role>_<key>`, each with the role's
+default. These tests keep three things in step: the keys accepted by check_vars.yml
+(playbooks/vars/part_keys.yml), the mapping, and the roles' defaults and argument specs.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ast
+import glob
+import os
+import re
+
+import pytest
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TASKS = os.path.join(REPO, "playbooks", "tasks")
+MAPPED = re.compile(r"^\{\{ (?P<part>\w+)\.(?P<key>\w+) \| default\((?P<default>.*)\) \}\}$")
+# Role variables set from somewhere other than the part's keys (connection, mode of the play).
+DERIVED = {
+    "iam_pull_secret": {"iam_pull_secret_kubeconfig", "iam_pull_secret_context",
+                        # rotate_api_key.yml forces it with registry_rotate_api_key
+                        "iam_pull_secret_rotate"},
+    "containerd_hosts": {"containerd_hosts_mode", "containerd_hosts_kubeconfig", "containerd_hosts_context"},
+}
+# Role variables that site.yml does not offer at cluster level (node-mode settings of the
+# containerd role belong in the node hosts' variables).
+NOT_OFFERED = {
+    "containerd_hosts": {"containerd_hosts_backup", "containerd_hosts_containerd_config",
+                         "containerd_hosts_containerd_config_check", "containerd_hosts_restart_containerd",
+                         "containerd_hosts_containerd_service", "containerd_hosts_containerd_version",
+                         "containerd_hosts_install_python_deps", "containerd_hosts_python_packages",
+                         "containerd_hosts_python_packages_before_311", "containerd_hosts_pip_packages",
+                         "containerd_hosts_pip_packages_before_311", "containerd_hosts_kubeconfig",
+                         "containerd_hosts_context", "containerd_hosts_mode"},
+    "iam_pull_secret": {"iam_pull_secret_kubeconfig", "iam_pull_secret_context"},
+}
+
+
+def load(path):
+    with open(path, encoding="utf-8") as src:
+        return yaml.safe_load(src)
+
+
+def parts():
+    found = {}
+    for path in sorted(glob.glob(os.path.join(TASKS, "part_*.yml"))):
+        part = os.path.basename(path)[len("part_"):-len(".yml")]
+        (task,) = load(path)
+        found[part] = task
+    return found
+
+
+PARTS = parts()
+PART_KEYS = load(os.path.join(REPO, "playbooks", "vars", "part_keys.yml"))["registry_part_keys"]
+
+
+def jinja_literal(text):
+    """A Jinja literal (true, none, 'x', [..], {..}) as Python, or raise ValueError."""
+    python = re.sub(r"\btrue\b", "True", re.sub(r"\bfalse\b", "False", re.sub(r"\bnone\b", "None", text)))
+    return ast.literal_eval(python)
+
+
+def test_every_part_is_imported_by_parts_yml():
+    imported = [t["ansible.builtin.import_tasks"] for t in load(os.path.join(TASKS, "parts.yml"))]
+    assert sorted(imported) == sorted("part_%s.yml" % p for p in PARTS)
+    assert set(PART_KEYS) == set(PARTS)
+
+
+@pytest.mark.parametrize("part", sorted(PARTS))
+def test_part_keys_match_the_mapping(part):
+    task = PARTS[part]
+    role = task["ansible.builtin.include_role"]["name"].split(".")[-1]
+    assert role == part, "a part is named after its role"
+    assert task["when"].startswith("%s is defined" % part)
+    keys = []
+    for variable, value in task["vars"].items():
+        if variable in DERIVED.get(part, set()):
+            keys.extend(re.findall(r"\b%s\.(\w+)" % part, value))
+            continue
+        match = MAPPED.match(value)
+        assert match, "%s: %r does not map a key of %s" % (variable, value, part)
+        assert match["part"] == part
+        assert variable == "%s_%s" % (role, match["key"]), "%s.%s must map onto %s_%s" % (
+            part, match["key"], role, match["key"])
+        keys.append(match["key"])
+    # Keys that choose whether or how the part runs (containerd_hosts.mode).
+    keys.extend(re.findall(r"\b%s\.(\w+)" % part, task["when"]))
+    assert sorted(set(keys)) == sorted(PART_KEYS[part])
+
+
+@pytest.mark.parametrize("part", sorted(PARTS))
+def test_mapping_defaults_are_the_role_defaults(part):
+    task = PARTS[part]
+    defaults = load(os.path.join(REPO, "roles", part, "defaults", "main.yml")) or {}
+    for variable, value in task["vars"].items():
+        match = MAPPED.match(value)
+        if not match:
+            continue
+        try:
+            default = jinja_literal(match["default"])
+        except (ValueError, SyntaxError):
+            continue  # computed from other variables (documented in docs/guide.md)
+        if variable in defaults:
+            assert default == defaults[variable], "%s: site.yml default %r, role default %r" % (
+                variable, default, defaults[variable])
+        else:
+            # No default in the role: the mapping must pass "not set" (empty or null).
+            assert default in ("", None, [], {}), variable
+
+
+@pytest.mark.parametrize("part", sorted(PARTS))
+def test_every_role_variable_is_offered(part):
+    spec = load(os.path.join(REPO, "roles", part, "meta", "argument_specs.yml"))["argument_specs"]["main"]
+    offered = set(PARTS[part]["vars"]) | NOT_OFFERED.get(part, set())
+    assert set(spec["options"]) - offered == set()
