@@ -7,7 +7,7 @@
 #   scripts/demo.sh stop     stop the demo's control plane
 #
 # The control plane is its own (state in <repo>/.cluster-demo), so the demo never touches the
-# cluster the tests use. It keeps running afterwards, for kubectl:
+# cluster the tests use. Each run starts it fresh; it keeps running afterwards, for kubectl:
 #   KUBECONFIG=.cluster-demo/kubeconfig kubectl get secrets -A
 set -euo pipefail
 
@@ -40,8 +40,10 @@ Not real, and said so:
     them and says why.
 EOF
 
-banner "Local control plane ($state)"
+banner "Local control plane ($state), started fresh"
 k8s_bin=$(bash "$repo/tests/cluster/build-k8s.sh" | tail -n1)
+# A fresh start (empty etcd) every time, so that the first run shows the whole setup.
+"$python" "$repo/tests/cluster/localcluster.py" stop --dir "$state" >/dev/null
 IBMREG_K8S_BIN=$k8s_bin "$python" "$repo/tests/cluster/localcluster.py" start --dir "$state"
 
 # The repository, installed as the collection ibmcloud.registry (a symlink).

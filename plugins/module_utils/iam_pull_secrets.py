@@ -154,7 +154,7 @@ class _PullSecretRun:
         documents = {}
         for namespace, secret in existing.items():
             try:
-                documents[namespace] = decode_secret(secret.type, secret.data,
+                documents[namespace] = decode_secret(secret.get("type"), secret.get("data"),
                                                      "Secret %s/%s" % (namespace, params["name"]))
             except DockerConfigError:
                 continue  # pull_secrets reports it (or overwrites it with force)

@@ -25,6 +25,7 @@ import time
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig import (
     REDACTED,
+    DockerConfigError,
     credentials,
     decode_secret,
 )
@@ -661,7 +662,10 @@ def internal_credentials(secret, where):
     entry = auths[sorted(auths, key=_server_rank)[0]]
     if not isinstance(entry, dict):
         raise OpenShiftError("%s: a registry entry is not a JSON object" % where)
-    username, password = credentials(entry)
+    try:
+        username, password = credentials(entry)
+    except DockerConfigError as exc:
+        raise DockerConfigError("%s: %s" % (where, exc))
     shape = "username-password" if entry.get("username") and entry.get("password") else "auth-only"
     return username, password, shape
 

@@ -39,7 +39,7 @@ MERGE_PATCH = "application/merge-patch+json"
 
 
 def is_managed(secret):
-    labels = (secret.metadata.labels or {}) if secret is not None else {}
+    labels = (secret.get("metadata", {}).get("labels") or {}) if secret is not None else {}
     return labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
 
 
@@ -48,20 +48,26 @@ def plan_secret(namespace, name, existing, desired, state="present", force=False
 
     ``action`` is one of create, update, unchanged, delete, absent, or failed (with
     ``error``) for objects this module must not or cannot change.
-    ``existing`` is the V1Secret or None, ``desired`` the {"auths": ...} document.
+    ``existing`` is the Secret as a dict or None, ``desired`` the {"auths": ...} document.
     """
     where = "Secret %s/%s" % (namespace, name)
     step = {"namespace": namespace, "name": name, "before": None, "after": None}
     current = None
     if existing is not None:
+        if state == "present" and existing.get("type") != DOCKERCONFIGJSON_TYPE:
+            # The type cannot change, and a legacy kubernetes.io/dockercfg secret patched
+            # with a .dockerconfigjson key would still be read through its old .dockercfg.
+            step.update(action="failed", error="%s exists with type %s, not %s; delete it "
+                        "or choose another name" % (where, existing.get("type"), DOCKERCONFIGJSON_TYPE))
+            return step
         try:
-            current = decode_secret(existing.type, existing.data, where)
+            current = decode_secret(existing.get("type"), existing.get("data"), where)
         except DockerConfigError as exc:
             if state == "absent" and (force or is_managed(existing)):
                 current = {}
-            elif existing.type != DOCKERCONFIGJSON_TYPE:
+            elif existing.get("type") != DOCKERCONFIGJSON_TYPE:
                 step.update(action="failed", error="%s exists with type %s, not %s; delete it "
-                            "or choose another name" % (where, existing.type, DOCKERCONFIGJSON_TYPE))
+                            "or choose another name" % (where, existing.get("type"), DOCKERCONFIGJSON_TYPE))
                 return step
             elif state == "present" and force:
                 current = {}
@@ -79,7 +85,7 @@ def plan_secret(namespace, name, existing, desired, state="present", force=False
                                                 MANAGED_BY_VALUE))
         else:
             step["action"] = "delete"
-            step["resource_version"] = existing.metadata.resource_version
+            step["resource_version"] = existing["metadata"]["resourceVersion"]
         return step
 
     step["after"] = desired
@@ -89,7 +95,7 @@ def plan_secret(namespace, name, existing, desired, state="present", force=False
         step["action"] = "unchanged"
     else:
         step["action"] = "update"
-        step["resource_version"] = existing.metadata.resource_version
+        step["resource_version"] = existing["metadata"]["resourceVersion"]
     return step
 
 
@@ -156,8 +162,8 @@ def _replan(client, step):
     """A fresh plan for one namespace after a conflict."""
     namespace, name = step["namespace"], step["name"]
     try:
-        existing = client.call(describe_target("get", "Secret", namespace, name),
-                               client.core.read_namespaced_secret, name, namespace)
+        existing = client.call_json(describe_target("get", "Secret", namespace, name),
+                                    client.core.read_namespaced_secret, name, namespace)
     except KubeError as exc:
         if exc.status != 404:
             raise

@@ -191,25 +191,32 @@ def run_sa_pull_secret(module):
     except KubeError as exc:
         module.fail_json(msg=str(exc))
 
-    items, diff = ensure_links(
-        client, namespaces, params["service_accounts"], params["secrets"], params["for"],
-        params["state"], module.check_mode, params["service_account_timeout"], params["parallelism"])
-
+    # Checked before linking: with missing_secret=fail a namespace that lacks a secret
+    # fails without being written to.
     missing = {}
     if params["state"] == "present" and params["missing_secret"] != "ignore":
         try:
             missing = missing_secrets(client, params["secrets"], namespaces, params["parallelism"])
         except KubeError as exc:
             module.warn("Could not check that the secrets exist: %s" % exc)
-        for item in items:
-            absent = missing.get(item["namespace"])
-            if not absent or item["action"] == "failed":
+    texts = dict((namespace, "secret(s) %s do not exist in namespace %s; pods would see \"(not found)\""
+                  % (", ".join(absent), namespace)) for namespace, absent in missing.items())
+    blocked = set(texts) if params["missing_secret"] == "fail" else set()
+
+    linked, diff = ensure_links(
+        client, [ns for ns in namespaces if ns not in blocked], params["service_accounts"], params["secrets"],
+        params["for"], params["state"], module.check_mode, params["service_account_timeout"],
+        params["parallelism"])
+    by_key = dict(((item["namespace"], item["name"]), item) for item in linked)
+    items = []
+    for sa_name in params["service_accounts"]:
+        for namespace in namespaces:
+            if namespace in blocked:
+                items.append(results.item(namespace, sa_name, "failed", texts[namespace]))
                 continue
-            text = ("secret(s) %s do not exist in namespace %s; pods would see \"(not found)\""
-                    % (", ".join(absent), item["namespace"]))
-            if params["missing_secret"] == "fail":
-                item.update(action="failed", error=text)
-            else:
-                module.warn(text)
+            item = by_key[(namespace, sa_name)]
+            if namespace in texts and item["action"] != "failed":
+                module.warn(texts[namespace])
+            items.append(item)
     results.exit_with(module, [("Linking %s" % ", ".join(params["secrets"]), items)],
                       diff=diff, missing_secrets=missing)

@@ -75,10 +75,6 @@ def _names(refs):
     return [ref.get("name") for ref in refs or []]
 
 
-def _as_dict(client, obj):
-    return client.api_client.sanitize_for_serialization(obj)
-
-
 def wait_for_service_accounts(client, sa_name, namespaces, timeout, parallelism, poll=1.0):
     """{namespace: ServiceAccount dict}; waits up to ``timeout`` s for missing ones.
 
@@ -89,9 +85,7 @@ def wait_for_service_accounts(client, sa_name, namespaces, timeout, parallelism,
     missing = list(namespaces)
     deadline = time.time() + timeout
     while True:
-        for namespace, obj in find_named(client, "ServiceAccount", sa_name, missing,
-                                         parallelism).items():
-            found[namespace] = _as_dict(client, obj)
+        found.update(find_named(client, "ServiceAccount", sa_name, missing, parallelism))
         missing = [ns for ns in missing if ns not in found]
         if not missing or time.time() >= deadline:
             return found
@@ -123,9 +117,8 @@ def _link_one(client, namespace, sa_name, account, names, link_for, state, check
         except KubeError as exc:
             if exc.status != 409:
                 raise
-        account = _as_dict(client, client.call(
-            describe_target("get", "ServiceAccount", namespace, sa_name),
-            client.core.read_namespaced_service_account, sa_name, namespace))
+        account = client.call_json(describe_target("get", "ServiceAccount", namespace, sa_name),
+                                   client.core.read_namespaced_service_account, sa_name, namespace)
     raise KubeError("ServiceAccount %s/%s kept changing under us; gave up after %d conflicts"
                     % (namespace, sa_name, CONFLICT_RETRIES))
 

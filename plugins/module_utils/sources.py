@@ -129,8 +129,8 @@ def read_copy_source(client, source):
     """The auths document of the secret to copy; a clear error when it is missing."""
     namespace, name = source["namespace"], source["name"]
     try:
-        secret = client.call(describe_target("get", "Secret", namespace, name),
-                             client.core.read_namespaced_secret, name, namespace)
+        secret = client.call_json(describe_target("get", "Secret", namespace, name),
+                                  client.core.read_namespaced_secret, name, namespace)
     except KubeError as exc:
         if exc.status == 404:
             hint = ""
@@ -141,4 +141,4 @@ def read_copy_source(client, source):
             raise KubeError("copy_from: source secret %s/%s does not exist.%s"
                             % (namespace, name, hint), status=404)
         raise
-    return decode_secret(secret.type, secret.data, "copy_from source Secret %s/%s" % (namespace, name))
+    return decode_secret(secret.get("type"), secret.get("data"), "copy_from source Secret %s/%s" % (namespace, name))

@@ -158,7 +158,7 @@ _FINDERS = {
 
 
 def find_named(client, kind, name, namespaces, parallelism=8):
-    """{namespace: object} for the objects of ``kind`` called ``name`` in ``namespaces``.
+    """{namespace: object as a dict} for the objects of ``kind`` called ``name``.
 
     One cluster-wide LIST with a field selector serves any number of namespaces. When
     RBAC forbids cluster-wide reads (namespaced Roles), fall back to one GET per
@@ -169,18 +169,18 @@ def find_named(client, kind, name, namespaces, parallelism=8):
     wanted = set(namespaces)
     if len(wanted) > 1:
         try:
-            listing = client.call(describe_target("list", kind), getattr(client.core, list_method),
-                                  field_selector="metadata.name=%s" % name)
-            return dict((obj.metadata.namespace, obj) for obj in listing.items
-                        if obj.metadata.namespace in wanted)
+            listing = client.call_json(describe_target("list", kind), getattr(client.core, list_method),
+                                       field_selector="metadata.name=%s" % name)
+            return dict((obj["metadata"]["namespace"], obj) for obj in listing.get("items") or []
+                        if obj["metadata"]["namespace"] in wanted)
         except KubeError as exc:
             if exc.status != 403:
                 raise
 
     def read(namespace):
         try:
-            return client.call(describe_target("get", kind, namespace, name),
-                               getattr(client.core, read_method), name, namespace)
+            return client.call_json(describe_target("get", kind, namespace, name),
+                                    getattr(client.core, read_method), name, namespace)
         except KubeError as exc:
             if exc.status == 404:
                 return None

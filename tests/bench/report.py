@@ -95,7 +95,7 @@ def table(results: list) -> str:
         ok = "yes" if m.ok else f"**no**: {m.problem[:200]}"
         phase = (f"{m.extra['first_request_s']:.2f}–{m.extra['last_response_s']:.2f}"
                  if "first_request_s" in m.extra else "")
-        lines.append(f"| {m.path} | {m.run} | {m.size} | {m.wall:.2f} | {phase} | {m.cpu_seconds:.2f} "
+        lines.append(f"| {m.path} | {m.run} | {m.size or '-'} | {m.wall:.2f} | {phase} | {m.cpu_seconds:.2f} "
                      f"| {m.total_requests} | {_verbs(m.requests)} | {_num(m.peak_rss_mib, 1)} | {m.peak_of} | {ok} |")
     notes = [f"- {m.path}, {m.run}, N={m.size}: {m.note}" for m in results if m.note]
     return "\n".join(lines + ([""] + notes if notes else []))
@@ -203,7 +203,8 @@ def chart(results: list, out: str) -> None:
                     ys.append(row + index * height)
                     values.append(max(getattr(m, field), floor))
             bars = axis.barh(ys, values, height=height, label=f"N = {size}", color=f"C{index}")
-            axis.bar_label(bars, fmt="%.3g", fontsize=7, padding=2)
+            axis.bar_label(bars, labels=[f"{v:.0f}" if field != "wall" or v >= 100 else f"{v:.3g}" for v in values],
+                           fontsize=7, padding=2)
         axis.set_xscale("log")
         axis.set_xlim(left=floor, right=axis.get_xlim()[1] * 2)
         axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
@@ -296,18 +297,22 @@ def document(results: list, env: dict, command: str, seconds: float, parallelism
              load: tuple, overhead: float, previous: str | None, chart_name: str, reused: bool) -> str:
     rows = targets(results, overhead)
     versions = "\n".join(f"| {name} | {value} |" for name, value in env.items())
+    busy = load[1] > (os.cpu_count() or 1) * 0.75
+    load_text = (f"1-minute load average between {load[0]:.1f} and {load[1]:.1f} on {os.cpu_count()} cores"
+                 + (": other work was running on the machine, so wall times are inflated; *client CPU s* is "
+                    "much less sensitive to that." if busy else "."))
+    shared = "**Shared cluster (--reuse-cluster): request counts may include other clients.**\n" if reused else ""
     generated = f"""{GENERATED[0]}
 ## Latest results
 
-Run {_now()} in {seconds / 60:.1f} minutes; 1-minute load average on the machine
-between {load[0]:.1f} and {load[1]:.1f} (other work was running: compare *client CPU s* too).
-{"**Shared cluster (--reuse-cluster): request counts may include other clients.**" if reused else ""}
-
+Run {_now()}, {seconds / 60:.1f} minutes in all; {load_text}
+{shared}
 | | |
 |---|---|
 {versions}
 
-Reproduce: `make bench`, which runs
+Reproduce with `make bench` (its own local cluster in `.cluster-bench`, stopped at the end;
+`make bench BENCH_ARGS=--keep-cluster` keeps it). This run was:
 
     {command}
 

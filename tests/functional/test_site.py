@@ -224,7 +224,7 @@ def site(tmp_path_factory):
                         k8s_config.new_client_from_config(config_file=openshift.fixture_kubeconfig))
         router = RouterStandIn(openshift.fixture_kubeconfig).start()
         state = Site(infos, str(tmp_path_factory.mktemp("site")), iam.url)
-        state.iam = iam
+        state.iam, state.router = iam, router
         prepared = state.play("demo_prepare")
         assert prepared.rc == 0, failures(prepared)
         for host, core in state.core.items():
@@ -333,18 +333,24 @@ def test_verify_passes_then_names_the_drift(site):
     for host in site.infos:
         assert host + ": 0 difference(s) from the vars file" in debug_messages(clean, host)
 
-    # Drift on site-a only: a pull secret deleted, a reference removed from a service account.
+    # Drift on site-a: a pull secret deleted, a reference removed from a service account.
     core = site.core["site-a"]
     core.delete_namespaced_secret("all-icr-io", "demo-web")
     refs = [{"name": name} for name in pull_refs(core, "demo-cp") if name != "entitled-cp-icr-io"]
     core.patch_namespaced_service_account("default", "demo-cp", {"imagePullSecrets": refs or None})
+    # Drift on site-b: the router (stand-in) no longer admits the registry's route.
+    site.router.ignored_namespaces.add("openshift-image-registry")
+    custom = k8s.CustomObjectsApi(site.api[OPENSHIFT_HOST])
+    custom.patch_namespaced_custom_object_status(
+        "route.openshift.io", "v1", "openshift-image-registry", "routes", "image-registry",
+        {"status": {"ingress": []}}, _content_type="application/merge-patch+json")
 
     marks = site.marks()
     drifted = site.play("verify")
     assert drifted.rc != 0
     assert site.writes(marks) == {"site-a": [], "site-b": []}
     stats = drifted.document["stats"]
-    assert stats["site-a"]["failures"] == 1 and stats["site-b"]["failures"] == 0
+    assert stats["site-a"]["failures"] == 1 and stats["site-b"]["failures"] == 1
     report = debug_messages(drifted, "site-a")
     assert "site-a: 2 difference(s) from the vars file" in report
     assert "demo-web: Secret all-icr-io is missing" in report
@@ -352,8 +358,14 @@ def test_verify_passes_then_names_the_drift(site):
     failure = [outcome for name, outcome in host_tasks(drifted, "site-a")
                if name == "Fail when the cluster drifted from the vars file"][0]
     assert failure["failed"] and "demo-web: Secret all-icr-io is missing" in failure["msg"]
+    shifted = debug_messages(drifted, "site-b")
+    assert "site-b: 1 difference(s) from the vars file" in shifted
+    assert ("openshift-image-registry: Route image-registry is not admitted by a router "
+            "(status.ingress has no Admitted=True)") in shifted
 
-    # site.yml repairs exactly that, and verify passes again.
+    # site.yml repairs site-a (site-b's route is admitted again once the router is back), and
+    # verify passes again.
+    site.router.ignored_namespaces.discard("openshift-image-registry")
     repaired = site.play("site")
     assert repaired.rc == 0, failures(repaired)
     assert repaired.document["stats"]["site-b"]["changed"] == 0

@@ -4,7 +4,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-from types import SimpleNamespace
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils import dockerconfig as dc
 from ansible_collections.ibmcloud.registry.plugins.module_utils import pull_secrets as ps
@@ -15,8 +14,8 @@ DESIRED = dc.build_dockerconfig(["us.icr.io"], "iamapikey", "key-1")
 def secret(config=None, managed=True, secret_type=dc.DOCKERCONFIGJSON_TYPE, data=None):
     config = config or DESIRED
     labels = {ps.MANAGED_BY_LABEL: ps.MANAGED_BY_VALUE} if managed else {}
-    return SimpleNamespace(type=secret_type, data=data if data is not None else dc.encode_secret_data(config),
-                           metadata=SimpleNamespace(labels=labels, resource_version="7"))
+    return {"type": secret_type, "data": data if data is not None else dc.encode_secret_data(config),
+            "metadata": {"labels": labels, "resourceVersion": "7"}}
 
 
 def test_plan_actions():
