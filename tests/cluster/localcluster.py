@@ -130,14 +130,19 @@ def _wait_until(procs: dict, timeout: float, done) -> bool:
     return False
 
 
+def _stop_one(proc: dict) -> None:
+    _signal_group(proc, signal.SIGTERM)
+    if _wait_until({"": proc}, STOP_TIMEOUT, lambda p: not _alive(p)):
+        return
+    _signal_group(proc, signal.SIGKILL)
+    if not _wait_until({"": proc}, STOP_TIMEOUT, lambda p: not _alive(p)):
+        raise RuntimeError(f"process still running after SIGKILL: {proc}")
+
+
 def _terminate(procs: dict) -> None:
-    for proc in procs.values():
-        _signal_group(proc, signal.SIGTERM)
-    if not _wait_until(procs, STOP_TIMEOUT, lambda proc: not _alive(proc)):
-        for proc in procs.values():
-            _signal_group(proc, signal.SIGKILL)
-        if not _wait_until(procs, STOP_TIMEOUT, lambda proc: not _alive(proc)):
-            raise RuntimeError(f"processes still running after SIGKILL: {procs}")
+    # Reverse start order: kube-apiserver hangs in its graceful shutdown if etcd goes first.
+    for proc in reversed(list(procs.values())):
+        _stop_one(proc)
     # Dead now. Zombies go once their parent reaps them: this process, or init for a CLI
     # start. A zombie of another live process (which started the cluster) stays until
     # that process reaps it, so this wait is bounded and does not fail.
