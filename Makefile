@@ -21,10 +21,10 @@ PYTEST_OK := || test $$? -eq 5
 
 TEST_STEPS := sanity lint units integration functional
 
-.PHONY: help deps apt venv cluster cluster-stop sanity lint units integration functional test
+.PHONY: help deps apt venv cluster cluster-stop sanity lint units integration functional test demo demo-stop bench docs
 
 help:
-	@echo "make deps | cluster | cluster-stop | sanity | lint | units | integration | functional | test"
+	@echo "make deps | cluster | cluster-stop | demo | demo-stop | bench | docs | sanity | lint | units | integration | functional | test"
 
 ## --- dependencies ---------------------------------------------------------------------
 
@@ -88,6 +88,20 @@ test:
 	printf "\nmake test:\n$$summary"; \
 	if [ -n "$$failed" ]; then echo "make test FAILED:$$failed"; exit 1; fi
 
-## --- demo / bench ---------------------------------------------------------------------
-# Targets owned by others go here (`demo`, `bench`): depend on `cluster` for the local
-# control plane and run tools from $(VENV)/bin. Keep them out of `test` unless CI needs them.
+## --- demo / bench / docs -------------------------------------------------------------
+
+# The full registry setup (playbooks/site.yml) on the demo's own local control plane,
+# twice, then playbooks/verify.yml and a summary (scripts/demo.sh).
+demo: deps
+	scripts/demo.sh
+
+demo-stop:
+	scripts/demo.sh stop
+
+# Many namespaces, side by side with kubernetes.core loops and kubectl (docs/performance.md).
+bench: deps
+	$(PY) tests/bench/run.py
+
+# Module and role reference with antsibull-docs into docs/reference/ (not kept in git).
+docs: venv
+	docs/build_reference.sh
