@@ -10,7 +10,6 @@ as `fixture`, so they are never counted.
 
 from __future__ import annotations
 
-import base64
 import collections
 import dataclasses
 import datetime
@@ -119,9 +118,11 @@ class Bench:
         self.interpreter = self._write_launcher()
         self.desired = build_dockerconfig(icr_domains(["all"], ["public", "private"]),
                                           IAM_API_KEY_USERNAME, API_KEY)
+        # The exact bytes every path stores (compact, key-sorted JSON, as the module encodes it).
+        self.dockerconfig_json = canonical(self.desired)
         self.dockerconfig_file = os.path.join(workdir, "dockerconfig.json")
         with open(self.dockerconfig_file, "w", encoding="utf-8") as handle:
-            handle.write(canonical(self.desired))
+            handle.write(self.dockerconfig_json)
         os.chmod(self.dockerconfig_file, 0o600)
 
     # --- cluster -------------------------------------------------------------------
@@ -290,8 +291,8 @@ class Bench:
 
         action returns a dict: `rc` (exit status), and optionally `peak_of` (what the
         largest process under memwrap is, when not an Ansible module), `problem`,
-        `note`, `extra`. With verify, the set must afterwards hold
-        the expected secret and references (verify()).
+        `note`, `extra`. With verify, the set must afterwards hold the expected secret
+        and references (verify()).
         """
         if os.path.exists(self.memlog):
             os.remove(self.memlog)
@@ -306,7 +307,9 @@ class Bench:
         cpu = _children_cpu() - cpu_before
         phases = self._phases(mark, started_at)
         requests = dict(sorted(self.audit.count(mark, user="admin").items()))
-        writes_in_set = len(self.audit.writes(mark, user="admin", namespace_prefix=ns_set.prefix)) if ns_set else 0
+        writes_in_set = 0
+        if ns_set:
+            writes_in_set = len(self.audit.writes(mark, user="admin", namespace_prefix=ns_set.prefix))
         peak_kib, peak_of = None, ""
         peaks, wrapped = self.peaks()
         if peaks:
@@ -325,7 +328,6 @@ class Bench:
         self.log(f"    {wall:.2f}s (CPU {cpu:.2f}s, load {load:.1f}), {result.total_requests} requests {requests}, "
                  f"peak {result.peak_rss_mib} MiB ({peak_of}){'' if result.ok else ' FAILED: ' + problem}")
         return result
-
 
     def _phases(self, mark: int, started_at: float) -> dict:
         """When the first request arrived and the last one was answered, in s after the start.
@@ -358,6 +360,3 @@ def _module_name(script: str) -> str:
     name = script.removeprefix("AnsiballZ_").removesuffix(".py")
     return f"{name} module" if name else "module"
 
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode("utf-8")).decode("ascii")

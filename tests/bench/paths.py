@@ -12,6 +12,7 @@ Bench.measure() and returns its Measurement; the namespace set is made by the ca
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 
-from harness import API_KEY, HERE, SECRET_NAME, Bench, Measurement, NamespaceSet, b64
+from harness import API_KEY, HERE, SECRET_NAME, Bench, Measurement, NamespaceSet
 
 RECAP = re.compile(r"^localhost\s*:\s*(?P<counts>.*)$", re.MULTILINE)
 
@@ -37,7 +38,11 @@ def _play(bench: Bench, key: str, tasks: list, check: bool = False, expect_chang
     runner = bench.runner(key)
     plays = runner.play(tasks)
     plays[0]["module_defaults"]["group/kubernetes.core.k8s"] = {"kubeconfig": bench.cluster.kubeconfig}
-    result = runner.run(tasks, check=check, raw=True, plays=plays, env=bench.ansible_env())
+    try:
+        result = runner.run(tasks, check=check, raw=True, plays=plays, env=bench.ansible_env())
+    except subprocess.TimeoutExpired as exc:
+        # playbook.Runner gives a play at most 900 s (about N = 300 for the kubernetes.core loop).
+        return {"rc": -1, "problem": f"ansible-playbook did not finish within {exc.timeout:.0f}s"}
     recap = _recap(result.stdout)
     problem = ""
     if result.rc != 0:
@@ -83,7 +88,7 @@ def kubernetes_core_loop(bench: Bench, ns_set: NamespaceSet) -> Measurement:
          "kubernetes.core.k8s": {"state": "present", "definition": {
              "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
              "metadata": {"name": SECRET_NAME, "namespace": "{{ item }}"},
-             "data": {".dockerconfigjson": b64(open(bench.dockerconfig_file, encoding="utf-8").read())}}},
+             "data": {".dockerconfigjson": base64.b64encode(bench.dockerconfig_json.encode()).decode()}}},
          "loop": loop, "no_log": True},
         {"name": "Reference it from the default service account",
          "kubernetes.core.k8s": {"state": "present", "definition": {

@@ -25,6 +25,7 @@ are the LOCAL STAND-IN CRDs (tests/standins/openshift_flavour.py).
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import json
 import os
 import secrets
@@ -173,37 +174,48 @@ def test_no_canary_leaves_any_role_in_check_mode_or_for_real(reliability_cluster
 
     openshift_flavour.install(reliability_cluster.fixture_kubeconfig, rel_api)
     core = k8s.CoreV1Api(rel_api)
-    ns = {part: rel_ns(part) for part in ("pull", "iam", "openshift", "build", "containerd", "source")}
-    common.wait_for_service_accounts(core, list(ns.values()))
-    made = openshift_flavour.project(rel_api, ns["source"], "legacy", accounts=("default",))
-    dockercfg_token = made["default"][1]                      # a credential too: the source's token
-    openshift_flavour.project(rel_api, ns["build"], "legacy", accounts=("builder",))
-    openshift_flavour.build_config(rel_api, ns["build"], "app")
-    core.create_namespaced_secret(ns["build"], {"metadata": {"name": "hyg-push"}, "type": "Opaque"})
+    # Check mode and the real run go at the same time, each in namespaces of its own (check
+    # mode writes nothing, so it predicts the same whatever the real run does meanwhile).
+    modes = ("check", "real")
+    ns = {mode: {part: rel_ns("%s-%s" % (mode, part)) for part in ("pull", "iam", "openshift", "build",
+                                                                   "containerd", "source")} for mode in modes}
+    common.wait_for_service_accounts(core, [name for names in ns.values() for name in names.values()])
+    tokens = set()
+    for mode in modes:
+        made = openshift_flavour.project(rel_api, ns[mode]["source"], "legacy", accounts=("default",))
+        tokens.add(made["default"][1])                  # a credential too: the source's token
+        openshift_flavour.project(rel_api, ns[mode]["build"], "legacy", accounts=("builder",))
+        openshift_flavour.build_config(rel_api, ns[mode]["build"], "app")
+        core.create_namespaced_secret(ns[mode]["build"], {"metadata": {"name": "hyg-push"}, "type": "Opaque"})
 
     workdir = tmp_path / "work"
-    node_dir = str(tmp_path / "node" / "certs.d")
-    runner = Runner(reliability_cluster.kubeconfig, workdir=str(workdir))
+    node_dirs = {mode: str(tmp_path / "node" / mode / "certs.d") for mode in modes}
+    (workdir / "tmpdir").mkdir(parents=True)
     env = dict(CANARIES, TMPDIR=str(workdir / "tmpdir"), ANSIBLE_REMOTE_TEMP=str(workdir / "remote-tmp"),
                K8S_AUTH_KUBECONFIG=reliability_cluster.kubeconfig)
-    (workdir / "tmpdir").mkdir(parents=True)
-    runs = {}
-    for mode in ("check", "real"):
+
+    def run(mode):
+        (workdir / mode).mkdir()
+        runner = Runner(reliability_cluster.kubeconfig, workdir=str(workdir / mode))
         play_vars = {"results_file": str(workdir / ("results-%s.json" % mode))}
-        plays = common.play(tasks(ns, standin, node_dir, ns["source"]), reliability_cluster.kubeconfig,
-                            play_vars=play_vars)
-        runs[mode] = runner.run([], plays=plays, check=mode == "check", diff=True, verbosity=4, raw=True, env=env)
-        if os.environ.get("HYG_DEBUG_DIR"):
-            with open(os.path.join(os.environ["HYG_DEBUG_DIR"], mode + ".log"), "w", encoding="utf-8") as out:
-                out.write(runs[mode].stdout + runs[mode].stderr)
+        plays = common.play(tasks(ns[mode], standin, node_dirs[mode], ns[mode]["source"]),
+                            reliability_cluster.kubeconfig, play_vars=play_vars)
+        return runner.run([], plays=plays, check=mode == "check", diff=True, verbosity=4, raw=True, env=env)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        runs = dict(zip(modes, pool.map(run, modes)))
+    for mode in modes:
         assert runs[mode].rc == 0, runs[mode].stdout[-4000:]
         output = runs[mode].stdout
-        for block in tasks(ns, standin, node_dir, ns["source"])[:-1]:
+        for block in tasks(ns[mode], standin, node_dirs[mode], ns[mode]["source"])[:-1]:
             expected = "%s | %s" % (block["name"], "rescued" if "fails" in block["tags"] else "completed")
             unexpected = "%s | %s" % (block["name"], "completed" if "fails" in block["tags"] else "rescued")
             where = output.find("TASK [%s]" % unexpected)
-            assert where < 0, (mode, unexpected, output[where:where + 3000])
+            section = output[where:output.find("TASK [", where + 1)]
+            assert where < 0, (mode, unexpected, [line for line in section.splitlines() if '"msg"' in line])
             assert "TASK [%s]" % expected in output, (mode, expected)
+    assert not os.path.exists(node_dirs["check"])          # check mode wrote no file either
+    ns, node_dir = ns["real"], node_dirs["real"]
 
     # What the real run put on the cluster: the right type, only the intended keys.
     minted, dockerconfigs = set(), set()
@@ -236,7 +248,7 @@ def test_no_canary_leaves_any_role_in_check_mode_or_for_real(reliability_cluster
     with open(hosts_toml, encoding="utf-8") as handle:
         assert CANARIES["HYG_HEADER"] in handle.read()
 
-    forbidden = needles(minted | {dockercfg_token}) | dockerconfigs
+    forbidden = needles(minted | tokens) | dockerconfigs
     for mode, played in runs.items():
         for form in forbidden:
             assert form not in played.stdout, "a credential is in the %s run's stdout" % mode
@@ -246,7 +258,7 @@ def test_no_canary_leaves_any_role_in_check_mode_or_for_real(reliability_cluster
             registered = json.load(handle)
         assert registered["pull_secrets_result"] and registered["iam_pull_secret_result"], mode
     scanned = 0
-    for path in list(files_under(str(workdir))) + list(files_under(os.path.dirname(node_dir))):
+    for path in list(files_under(str(workdir))) + list(files_under(str(tmp_path / "node"))):
         if path == hosts_toml:
             continue
         scanned += 1

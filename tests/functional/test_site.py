@@ -1,8 +1,8 @@
 """playbooks/site.yml and playbooks/verify.yml on two local clusters at once.
 
-Two control planes of their own (tests/cluster, state dirs .cluster-site and
-.cluster-site-b) are started at the same time, so that nothing here depends on, or
-disturbs, the shared test cluster:
+Two control planes of their own (tests/cluster, state dirs in pytest's temporary directory)
+are started at the same time, so that nothing here depends on, or disturbs, the shared test
+cluster or another run of these tests:
 
 * ``site-a`` is plain Kubernetes, like IBM Cloud Kubernetes Service: the OpenShift parts
   must be skipped with a message, containerd gets its DaemonSet.
@@ -48,7 +48,7 @@ from router import RouterStandIn  # noqa: E402  pylint: disable=wrong-import-pos
 
 pytestmark = pytest.mark.cluster
 
-CLUSTER_DIRS = {"site-a": os.path.join(REPO, ".cluster-site"), "site-b": os.path.join(REPO, ".cluster-site-b")}
+HOSTS = ("site-a", "site-b")
 OPENSHIFT_HOST = "site-b"
 DEMO_VARS = os.path.join(REPO, "playbooks", "vars", "demo.yml")
 IAM_NAMESPACE = "demo-iam"
@@ -207,14 +207,18 @@ def pull_refs(core, namespace: str, sa: str = "default") -> list:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    # Both control planes start at the same time, fresh (these state dirs are this file's own).
-    def fresh(path):
-        localcluster.stop(path)
-        return localcluster.ensure_running(path)
-
+    # Both control planes start at the same time, in state dirs of this test run only (so that
+    # two runs at once, a developer's and `make test`, never share or stop each other's).
+    dirs = {host: str(tmp_path_factory.mktemp("cluster-" + host)) for host in HOSTS}
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        futures = {host: pool.submit(fresh, path) for host, path in CLUSTER_DIRS.items()}
-        infos = {host: future.result() for host, future in futures.items()}
+        futures = {host: pool.submit(localcluster.ensure_running, path) for host, path in dirs.items()}
+        infos = {}
+        try:
+            infos = {host: future.result() for host, future in futures.items()}
+        except BaseException:
+            for path in dirs.values():
+                localcluster.stop(path)
+            raise
     iam = iam_server.IamStandIn().start()
     iam.add_admin_key(CANARY_IAM_KEY)
     openshift = infos[OPENSHIFT_HOST]
@@ -242,7 +246,7 @@ def site(tmp_path_factory):
         if router is not None:
             router.stop()
         iam.stop()
-        for path in CLUSTER_DIRS.values():
+        for path in dirs.values():
             localcluster.stop(path)
 
 
