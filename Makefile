@@ -21,7 +21,7 @@ PYTEST_OK := || test $$? -eq 5
 
 TEST_STEPS := sanity lint units integration functional
 
-.PHONY: help deps apt venv cluster cluster-stop sanity lint units integration functional test demo demo-stop bench docs
+.PHONY: help deps apt venv cluster cluster-stop sanity lint units integration functional test demo demo-stop bench docs build
 
 help:
 	@echo "make deps | cluster | cluster-stop | demo | demo-stop | bench | docs | sanity | lint | units | integration | functional | test"
@@ -64,6 +64,7 @@ sanity: venv
 
 lint: venv
 	$(VENV)/bin/ansible-lint --profile production
+	$(VENV)/bin/antsibull-changelog lint
 
 units: venv
 	$(VENV)/bin/pytest tests/unit -q $(PYTEST_OK)
@@ -101,6 +102,10 @@ demo-stop:
 # Many namespaces, side by side with kubernetes.core loops and kubectl (docs/performance.md).
 bench: deps
 	$(PY) tests/bench/run.py
+
+# The collection tarball, for ansible-galaxy collection install dist/*.tar.gz.
+build: venv
+	$(VENV)/bin/ansible-galaxy collection build --force --output-path $(REPO)/dist $(REPO)
 
 # Module and role reference with antsibull-docs into docs/reference/ (not kept in git).
 docs: venv
