@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime
+import itertools
 import os
 import resource
 import secrets
@@ -113,6 +114,7 @@ class Bench:
         self.audit = None
         self.core = None
         self._sets = []
+        self._set_numbers = itertools.count()
         os.makedirs(workdir, exist_ok=True)
         self.memlog = os.path.join(workdir, "memlog.tsv")
         self.interpreter = self._write_launcher()
@@ -168,7 +170,7 @@ class Bench:
 
     def fresh_set(self, key: str, size: int) -> NamespaceSet:
         """size new namespaces, each with its `default` SA and token in place (not timed)."""
-        label = f"{self.run_id}-{key}-{size}"
+        label = f"{self.run_id}-{next(self._set_numbers)}-{key}-{size}"
         prefix = f"bench-{label}-"
         names = [f"{prefix}{i:05d}" for i in range(size)]
         started = time.monotonic()

@@ -228,9 +228,9 @@ CASES = {
         ("role-openshift-registry-emptydir", role("openshift_registry", openshift_registry_storage="emptyDir",
                                                   openshift_registry_route=False),
          ["storage=emptyDir is not persistent"]),
-        ("role-openshift-images-bad-source", role("openshift_images", openshift_images_namespace="{{ ns_ok }}",
-                                                  openshift_images_images=[{"source": "us.icr.io/Team/app:1",
-                                                                             "target": "app:1"}]),
+        ("role-openshift-images-bad-source", role(
+            "openshift_images", openshift_images_namespace="{{ ns_ok }}",
+            openshift_images_images=[{"source": "us.icr.io/Team/app:1", "target": "app:1"}]),
          ["images[0]: source 'us.icr.io/Team/app:1' is not an image reference"]),
     ],
 }
@@ -329,8 +329,8 @@ def test_bad_input_fails_clearly_and_writes_nothing(reliability_cluster, rel_api
             failure = rescued["ansible_failed_result"]
             # A loop (the pull_secrets role) fails with "One or more items failed": the
             # module's message is the failed item's.
-            message = " | ".join([failure.get("msg", "")] + [item["msg"] for item in failure.get("results", [])
-                                                            if item.get("failed")])
+            items = [item["msg"] for item in failure.get("results", []) if item.get("failed")]
+            message = " | ".join([failure.get("msg", "")] + items)
             for text in texts:
                 text = text.format(ns_ok=ns_ok, ns_obj=ns_obj, ctd_root=ctd_root)
                 if text not in message:
@@ -344,3 +344,30 @@ def test_bad_input_fails_clearly_and_writes_nothing(reliability_cluster, rel_api
     assert common.admin_writes(rel_audit, kube_mark) == []
     assert [r for r in standin.requests() if r["seq"] > iam_mark] == []
     assert tree(str(ctd_root)) == before
+
+
+def test_unparsable_hosts_toml_is_named_and_replaced_as_the_module_does(reliability_cluster, tmp_path):
+    """containerd_hosts owns the hosts.toml of a declared registry: an unparsable one (which
+    containerd would silently ignore) is named in a warning and replaced, with a backup when
+    asked; check mode only warns and writes nothing. (Not refused: see docs/reliability.md.)"""
+    import tomllib  # pylint: disable=import-outside-toplevel
+
+    directory = tmp_path / "certs.d" / "myreg.example.com"
+    directory.mkdir(parents=True)
+    path = directory / "hosts.toml"
+    broken = 'server = "https://myreg.example.com"\n[host."https://mirror.example.com"\n'
+    path.write_text(broken)
+    task = {"name": "t", CTD: {"registry": "myreg.example.com", "config_path": str(tmp_path / "certs.d"),
+                               "containerd_version": "1.7", "server": "https://myreg.example.com", "backup": True}}
+    runner = Runner(reliability_cluster.kubeconfig, workdir=str(tmp_path))
+    before = tree(str(tmp_path / "certs.d"))
+    check = runner.run([task], check=True)
+    warning = "%s is not valid TOML" % path
+    assert check.rc == 0 and check["t"]["changed"] is True
+    assert any(warning in w and "it will be replaced" in w for w in check["t"].get("warnings", [])), check["t"]
+    assert tree(str(tmp_path / "certs.d")) == before
+    real = runner.run([task])
+    assert real.rc == 0 and any(warning in w for w in real["t"].get("warnings", []))
+    assert tomllib.loads(path.read_text()) == {"server": "https://myreg.example.com", "host": {}}
+    with open(real["t"]["backup_file"], encoding="utf-8") as handle:
+        assert handle.read() == broken

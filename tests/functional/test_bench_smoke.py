@@ -28,7 +28,7 @@ def test_benchmark_runs_every_path_and_writes_the_report(cluster, tmp_path):
     results_file = tmp_path / "results.json"
     proc = subprocess.run(
         [sys.executable, os.path.join(REPO, "tests", "bench", "run.py"),
-         "--sizes", "20", "--loop-sizes", "5", "--memory-size", "20", "--startup-runs", "1",
+         "--sizes", "20", "--loop-sizes", "5", "--memory-size", "20", "--repeat", "1",
          "--cluster-dir", cluster.state_dir, "--reuse-cluster",
          "--out", str(out), "--json", str(results_file), "--workdir", str(tmp_path / "work")],
         cwd=REPO, capture_output=True, text=True, timeout=1200, check=False)

@@ -190,10 +190,10 @@ class OcpImageStreamTag(Scenario):
 
     def tasks(self, ctx, variant):
         namespace = variant.namespaces[0]
-        return [{"ibmcloud.registry.ocp_image_stream_tag": {"namespace": namespace, "images": [
-                    {"source": "us.icr.io/team/app:1", "target": "app:1"}]}},
-                {"ibmcloud.registry.ocp_image_stream_tag": {"namespace": namespace, "images": [
-                    {"source": "us.icr.io/team/app:2", "target": "app:1"}]}}]
+        first = [{"source": "us.icr.io/team/app:1", "target": "app:1"}]
+        second = [{"source": "us.icr.io/team/app:2", "target": "app:1"}]
+        return [{"ibmcloud.registry.ocp_image_stream_tag": {"namespace": namespace, "images": first}},
+                {"ibmcloud.registry.ocp_image_stream_tag": {"namespace": namespace, "images": second}}]
 
     def full_only(self, ctx, variant):
         return [{"ansible.builtin.include_role": {"name": "ibmcloud.registry.openshift_images"}, "vars": {

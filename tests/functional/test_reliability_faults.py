@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import base64
 import collections
+import concurrent.futures
 import json
 import os
 import secrets
 import threading
-import time
 
 import pytest
 from kubernetes import client as k8s
@@ -160,9 +160,20 @@ def test_namespaces_created_or_deleted_during_a_run(via_proxy, proxy, rel_ns, co
     late = rel_ns.prefix + "late"
 
     def world_changes(_entry):
-        # After our namespace LIST was answered: one namespace appears, one is deleted.
+        # After our namespace LIST was answered: one namespace appears, one is deleted -
+        # and is seen as terminating by admission before the module goes on.
         core.create_namespace({"metadata": {"name": late, "labels": {"rel": label}}})
         core.delete_namespace(names[2])
+        probe = iter(range(1000))
+
+        def refused():
+            try:
+                core.create_namespaced_config_map(names[2], {"metadata": {"name": "probe-%d" % next(probe)}})
+            except k8s.ApiException as exc:
+                return exc.status in (403, 404)
+            return False
+
+        common.wait_for("namespace %s to refuse writes" % names[2], refused, timeout=30, interval=0.05)
 
     proxy.after("GET", r"^/api/v1/namespaces\?labelSelector=", world_changes)
     first = via_proxy.run([pull_secret_task(selector, PW1)])
@@ -241,8 +252,8 @@ def test_transient_429_5xx_and_dropped_connections_are_retried(via_proxy, proxy,
         assert refs(core, namespace) == [SECRET]
 
 
-def test_persistent_429_and_503_fail_in_bounded_time_with_a_clear_message(via_proxy, proxy, rel_audit, rel_ns,
-                                                                         core):
+def test_persistent_429_and_503_fail_in_bounded_time_with_a_clear_message(
+        via_proxy, proxy, rel_audit, rel_ns, core):
     names, selector = labelled(rel_ns, core, ["a", "b", "c"])
     proxy.fail("GET", r"^/api/v1/secrets\?", 429, count=1000)
     mark = rel_audit.mark()
@@ -292,8 +303,8 @@ def test_iam_faults_on_the_key_path_retry_then_fail_cleanly(iam, reliability_clu
         args = {"service_id": "faults-id", "namespaces": names, "name": "icr", "regions": ["us-south"],
                 "iam_url": standin.url, "ibmcloud_api_key": key, "iam_retries": 2}
         args.update(extra)
-        return [{"name": "sid", "ibmcloud.registry.iam_service_id": {
-                    "name": "faults-id", "iam_url": standin.url, "ibmcloud_api_key": key}},
+        service_id = {"name": "faults-id", "iam_url": standin.url, "ibmcloud_api_key": key}
+        return [{"name": "sid", "ibmcloud.registry.iam_service_id": service_id},
                 {"name": "t", "ibmcloud.registry.iam_pull_secret": args}]
 
     # Minting keeps failing: bounded retries, a message naming the call, nothing in the cluster.
@@ -328,13 +339,20 @@ NAMESPACES = 300
 
 
 def test_apiserver_stopped_mid_run_reports_done_and_not_done_then_rerun_converges(
-        reliability_cluster, rel_api, rel_audit, rel_ns, core, tmp_path):
-    label = rel_ns.prefix.strip("-")
-    names = [rel_ns("%03d" % index, labels={"rel": label}) for index in range(NAMESPACES)]
+        reliability_cluster, rel_audit, core, tmp_path):
+    # Not rel_ns: deleting 300 namespaces would keep the controller-manager busy during the
+    # tests that follow. They stay until the private cluster is removed at the session's end.
+    prefix = "r-stop-%s-" % secrets.token_hex(3)
+    label = prefix.strip("-")
+    names = ["%s%03d" % (prefix, index) for index in range(NAMESPACES)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda name: core.create_namespace({"metadata": {"name": name, "labels": {"rel": label}}}),
+                      names))
     common.wait_for_service_accounts(core, names, timeout=180)
     runner = Runner(reliability_cluster.kubeconfig, workdir=str(tmp_path))
-    # api_retries=1 keeps the doomed part short (default: 5 tries with backoff per namespace).
-    task = pull_secret_task("rel=" + label, PW1, api_retries=1)
+    # api_retries=1 keeps the doomed part short (default: 5 tries with backoff per namespace);
+    # parallelism=4 leaves time to stop the API server half-way.
+    task = pull_secret_task("rel=" + label, PW1, api_retries=1, parallelism=4)
     mark = rel_audit.mark()
     outcome = {}
     thread = threading.Thread(target=lambda: outcome.update(played=runner.run([task])))
@@ -366,7 +384,7 @@ def test_apiserver_stopped_mid_run_reports_done_and_not_done_then_rerun_converge
     present = set(s.metadata.namespace for s in core.list_secret_for_all_namespaces(
         field_selector="metadata.name=%s" % SECRET).items)
     assert set(done) <= present                                    # what it said it did, it did
-    assert len(present - set(done)) <= 8                           # at most the requests in flight
+    assert len(present - set(done)) <= 4                           # at most the requests in flight
 
     rerun = runner.run([pull_secret_task("rel=" + label, PW1)])
     assert rerun.rc == 0, rerun.stdout[-3000:]
