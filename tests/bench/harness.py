@@ -361,4 +361,3 @@ def _module_name(script: str) -> str:
     """AnsiballZ_icr_pull_secret.py -> icr_pull_secret module."""
     name = script.removeprefix("AnsiballZ_").removesuffix(".py")
     return f"{name} module" if name else "module"
-
