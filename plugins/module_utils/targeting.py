@@ -142,8 +142,9 @@ def resolve_namespaces(client, params, skip=()):
     selector = ",".join(params.get("namespace_selector") or []) or None
     what = describe_target("list", "Namespace")
     kwargs = {"label_selector": selector} if selector else {}
-    listing = client.call(what, client.core.list_namespace, **kwargs)
-    names = filter_namespaces([ns.metadata.name for ns in listing.items], params, skip=skip)
+    listing = client.call_json(what, client.core.list_namespace, **kwargs)
+    names = filter_namespaces([ns["metadata"]["name"] for ns in listing.get("items") or []], params,
+                              skip=skip)
     if not names:
         raise KubeError("%s matched no namespace" % describe_targets(params))
     return names
