@@ -50,6 +50,7 @@ API_KEY = "bench-not-a-real-iam-api-key"
 SET_LABEL = "ibmreg-bench"
 SETUP_THREADS = 16
 SA_TIMEOUT = 300
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclasses.dataclass
@@ -67,6 +68,7 @@ class Measurement:
     problem: str = ""         # why not ok
     note: str = ""            # facts for the reader (floor work time, ...)
     load: float = 0.0         # 1-minute load average of the machine when the run started
+    others_cpu: float = 0.0   # CPU seconds the machine spent on anything else meanwhile
     extra: dict = dataclasses.field(default_factory=dict)
 
     @property
@@ -302,11 +304,12 @@ class Bench:
         self.log(f"  {path} / {run} / N={len(names)} ...")
         load = os.getloadavg()[0]
         mark = self.audit.mark()
-        cpu_before = _children_cpu()
+        cpu_before, busy_before = _children_cpu(), self._busy_cpu()
         started, started_at = time.perf_counter(), time.time()
         outcome = action()
         wall = time.perf_counter() - started
         cpu = _children_cpu() - cpu_before
+        others = max(0.0, self._busy_cpu() - busy_before - cpu)
         phases = self._phases(mark, started_at)
         requests = dict(sorted(self.audit.count(mark, user="admin").items()))
         writes_in_set = 0
@@ -326,10 +329,30 @@ class Bench:
         result = Measurement(path, run, len(names), wall, cpu, requests, writes_in_set,
                              round(peak_kib / 1024, 1) if peak_kib else None, peak_of,
                              ok=not problem, problem=problem, note=outcome.get("note", ""),
-                             load=load, extra=dict(outcome.get("extra", {}), wrapped_processes=wrapped, **phases))
-        self.log(f"    {wall:.2f}s (CPU {cpu:.2f}s, load {load:.1f}), {result.total_requests} requests {requests}, "
+                             load=load, others_cpu=round(others, 2), extra=dict(outcome.get("extra", {}), wrapped_processes=wrapped, **phases))
+        self.log(f"    {wall:.2f}s (CPU {cpu:.2f}s, others {others:.2f}s), {result.total_requests} requests {requests}, "
                  f"peak {result.peak_rss_mib} MiB ({peak_of}){'' if result.ok else ' FAILED: ' + problem}")
         return result
+
+    def _busy_cpu(self) -> float:
+        """CPU seconds the machine has spent on other work than this cluster and this process.
+
+        All busy time (including steal: a hypervisor serving other guests) minus the
+        cluster's processes and this harness itself; measure() also subtracts the client.
+        """
+        with open("/proc/stat", encoding="ascii") as stat:
+            ticks = [int(value) for value in stat.readline().split()[1:9]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
+        total = (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+        for pid in (self.cluster.pids or {}).values():
+            try:
+                with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                total -= (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+            except (OSError, IndexError, ValueError):
+                continue
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        return total - own.ru_utime - own.ru_stime
 
     def _phases(self, mark: int, started_at: float) -> dict:
         """When the first request arrived and the last one was answered, in s after the start.

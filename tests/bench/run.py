@@ -3,12 +3,14 @@ with what users run today (kubernetes.core loops, a kubectl shell loop) and a fl
 raw kubernetes client), on the local control plane. Issue 8; see docs/performance.md.
 
     python tests/bench/run.py [--sizes 100,1000] [--loop-sizes 100] [--memory-size 5000]
-                              [--out docs/performance.md] [--keep-cluster]
+                              [--repeat 3] [--out docs/performance.md] [--keep-cluster]
+    python tests/bench/run.py --render-from .tmp/bench/results.json   # rewrite the doc only
 
 Uses its own local cluster (default <repo>/.cluster-bench, restarted empty for every
 path) and stops it at the end unless --keep-cluster. Prints the markdown table, writes the
 document and its PNG chart, and the raw numbers as JSON. Exits 1 when any run failed or
 left the namespaces in the wrong state; missed performance targets are reported, not fatal.
+About 8 minutes on an idle 2-core machine, most of it the kubernetes.core loop.
 """
 
 from __future__ import annotations
@@ -87,6 +89,8 @@ def parse_args(argv: list | None) -> argparse.Namespace:
     parser.add_argument("--collections-path", default=None,
                         help="run the modules from another copy (a directory holding ansible_collections/"
                              "ibmcloud/registry), for A/B comparisons; default this checkout")
+    parser.add_argument("--render-from", default=None, metavar="RESULTS_JSON",
+                        help="run nothing: rewrite --out and its chart from a results file of an earlier run")
     parser.add_argument("--repeat", type=int, default=3,
                         help="rounds of our path, the floor and Ansible's start-up per size; the table shows the "
                              "best and the median wall time (default 3; the loops and memory runs run once)")
@@ -98,14 +102,32 @@ def parse_args(argv: list | None) -> argparse.Namespace:
     return args
 
 
+def render_from(args: argparse.Namespace) -> int:
+    """Rewrite the document and chart from an earlier run's results file."""
+    with open(args.render_from, encoding="utf-8") as handle:
+        saved = json.load(handle)
+
+    def measurements(rows):
+        fields = {f.name for f in dataclasses.fields(harness.Measurement)}
+        return [harness.Measurement(**{k: v for k, v in row.items() if k in fields}) for row in rows]
+
+    results, every_run = measurements(saved["results"]), measurements(saved["every_run"])
+    report.write(args.out, results, every_run, saved["environment"], saved["command"], saved["seconds"],
+                 saved["parallelism"], saved["memwrap_overhead"], reused=saved.get("reused", False),
+                 when=saved.get("when"))
+    print(report.targets_table(report.targets(results, saved["memwrap_overhead"])))
+    return 0
+
+
 def main(argv: list | None = None) -> int:
     args = parse_args(argv)
+    if args.render_from:
+        return render_from(args)
     shutil.rmtree(args.workdir, ignore_errors=True)
     bench = harness.Bench(args.cluster_dir, args.workdir, reuse=args.reuse_cluster, parallelism=args.parallelism,
                           collections_dir=args.collections_path)
     started = time.monotonic()
     results = []
-    loads = [os.getloadavg()[0]]
     try:
         bench.start()
         env = report.environment(bench)
@@ -124,17 +146,17 @@ def main(argv: list | None = None) -> int:
             results += memory_runs(bench, args.memory_size)
     finally:
         bench.close(keep_cluster=args.keep_cluster)
-    seconds = time.monotonic() - started
-    loads += [m.load for m in results] + [os.getloadavg()[0]]
+    seconds, when = time.monotonic() - started, report.now()
     every_run, results = results, report.aggregate(results)
 
     command = " ".join(["python", os.path.relpath(os.path.abspath(__file__), harness.REPO)]
                        + [shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)])
-    chart = report.write(args.out, results, env, command, seconds, args.parallelism,
-                         (min(loads), max(loads)), overhead, reused=args.reuse_cluster)
+    chart = report.write(args.out, results, every_run, env, command, seconds, args.parallelism, overhead,
+                         reused=args.reuse_cluster, when=when)
     json_path = args.json or os.path.join(args.workdir, "results.json")
     with open(json_path, "w", encoding="utf-8") as handle:
         json.dump({"seconds": seconds, "environment": env, "command": command, "memwrap_overhead": overhead,
+                   "parallelism": args.parallelism, "reused": args.reuse_cluster, "when": when,
                    "targets": report.targets(results, overhead),
                    "results": [dict(dataclasses.asdict(m), total_requests=m.total_requests, writes=m.writes)
                                for m in results],

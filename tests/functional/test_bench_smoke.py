@@ -60,3 +60,11 @@ def test_benchmark_runs_every_path_and_writes_the_report(cluster, tmp_path):
     text = out.read_text()
     assert "| ibmcloud.registry | no-op rerun | 20 |" in text and "bench:analysis:start" in text
     assert (tmp_path / "performance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # The document can be rewritten from the saved results without running anything.
+    again = tmp_path / "again" / "performance.md"
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "tests", "bench", "run.py"),
+                           "--render-from", str(results_file), "--out", str(again)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert again.read_text().split("<!-- bench:generated:start -->")[1] == text.split("<!-- bench:generated:start -->")[1]
