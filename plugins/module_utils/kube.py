@@ -58,6 +58,9 @@ except ImportError as exc:  # pragma: no cover - reported by require_kubernetes(
         pass
 
 RETRYABLE_STATUS = frozenset([429, 500, 502, 503, 504])
+# Objects per LIST page: one page for up to this many namespaces (a no-op run stays at
+# one request per resource type), bounded memory beyond.
+LIST_PAGE_SIZE = 2000
 WRITE_VERBS = frozenset(["create", "update", "patch", "delete"])
 
 # Options every Kubernetes module of this collection shares (doc fragment
@@ -196,10 +199,28 @@ class KubeClient:
         """Like call(), but the response body as plain JSON data (dicts and lists).
 
         Skips the client's model objects, which cost several times the memory and CPU
-        of the JSON for a LIST of thousands of objects.
+        of the JSON for a LIST of thousands of objects. The body is read inside call(),
+        so a connection dropped half-way through it is retried like any other.
         """
-        response = self.call(what, func, *args, _preload_content=False, **kwargs)
-        return json.loads(response.data)
+        def request():
+            return json.loads(func(*args, _preload_content=False, **kwargs).data or b"{}")
+
+        return self.call(what, request)
+
+    def list_json(self, what, func, page_size=LIST_PAGE_SIZE, keep=None, **kwargs):
+        """Every item of a LIST as JSON data, read in pages of ``page_size`` objects.
+
+        ``keep`` (item -> value) is applied as each page arrives, so that only what the
+        caller needs stays in memory however many objects the cluster holds.
+        """
+        items, token = [], None
+        while True:
+            page = dict(kwargs, limit=page_size, **({"_continue": token} if token else {}))
+            body = self.call_json(what, func, **page)
+            items.extend(keep(item) if keep else item for item in body.get("items") or [])
+            token = (body.get("metadata") or {}).get("continue")
+            if not token:
+                return items
 
     def resource(self, api_version, kind):
         """A dynamic-client resource for API groups the typed client lacks.

@@ -92,7 +92,7 @@ def plan_secret(namespace, name, existing, desired, state="present", force=False
     if existing is None:
         step["action"] = "create"
     elif current == desired and is_managed(existing):
-        step["action"] = "unchanged"
+        step.update(action="unchanged", before=None)  # not shown in diffs; do not keep N documents
     else:
         step["action"] = "update"
         step["resource_version"] = existing["metadata"]["resourceVersion"]
@@ -128,20 +128,20 @@ def _apply_step(client, step, labels):
         action = step["action"]
         try:
             if action == "create":
-                client.call(describe_target("create", "Secret", namespace, name),
-                            core.create_namespaced_secret, namespace,
-                            secret_body(namespace, name, step["after"], labels))
+                client.call_json(describe_target("create", "Secret", namespace, name),
+                                 core.create_namespaced_secret, namespace,
+                                 secret_body(namespace, name, step["after"], labels))
                 return "created"
             if action == "update":
-                client.call(describe_target("update", "Secret", namespace, name),
-                            core.patch_namespaced_secret, name, namespace,
-                            _update_body(step["after"], step["resource_version"], labels),
-                            _content_type=MERGE_PATCH)
+                client.call_json(describe_target("update", "Secret", namespace, name),
+                                 core.patch_namespaced_secret, name, namespace,
+                                 _update_body(step["after"], step["resource_version"], labels),
+                                 _content_type=MERGE_PATCH)
                 return "updated"
             if action == "delete":
-                client.call(describe_target("delete", "Secret", namespace, name),
-                            core.delete_namespaced_secret, name, namespace,
-                            body={"preconditions": {"resourceVersion": step["resource_version"]}})
+                client.call_json(describe_target("delete", "Secret", namespace, name),
+                                 core.delete_namespaced_secret, name, namespace,
+                                 body={"preconditions": {"resourceVersion": step["resource_version"]}})
                 return "deleted"
             return action
         except KubeError as exc:
@@ -209,13 +209,13 @@ def plan_diff(plan):
 
 
 def ensure_pull_secrets(client, namespaces, name, desired, state="present", force=False,
-                        check_mode=False, parallelism=8, labels=None):
+                        check_mode=False, parallelism=8, labels=None, want_diff=True):
     """Read (one LIST), plan, and unless check_mode apply. Returns (items, diff)."""
     existing = find_named(client, "Secret", name, namespaces, parallelism)
     plan = plan_pull_secrets(existing, namespaces, name, desired, state, force)
     for step in plan:
         step["force"] = force
-    diff = plan_diff(plan)
+    diff = plan_diff(plan) if want_diff else None
     if check_mode:
         return predicted_results(plan), diff
     return apply_plan(client, plan, parallelism, labels), diff

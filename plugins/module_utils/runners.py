@@ -149,7 +149,7 @@ def run_icr_pull_secret(module):
     try:
         secret_items, secret_diff = ensure_pull_secrets(
             client, namespaces, name, desired, state=state, force=params["force"],
-            check_mode=module.check_mode, parallelism=params["parallelism"])
+            check_mode=module.check_mode, parallelism=params["parallelism"], want_diff=module._diff)
     except KubeError as exc:
         # Only the read before the writes raises; writes fail per namespace.
         module.fail_json(msg="%s; nothing was written" % exc)
@@ -167,7 +167,9 @@ def run_icr_pull_secret(module):
             module.check_mode, params["service_account_timeout"], params["parallelism"])
         extra["service_accounts"] = link_items
         sections.append(("Linking secret %s to service accounts" % name, link_items))
-    results.exit_with(module, sections, diff=_diff(secret_diff, link_diff), **extra)
+    if module._diff:  # 26 redacted registry entries per namespace: megabytes nobody asked for
+        extra["diff"] = _diff(secret_diff, link_diff)
+    results.exit_with(module, sections, **extra)
 
 
 def run_sa_pull_secret(module):

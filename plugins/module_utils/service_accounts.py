@@ -94,9 +94,9 @@ def wait_for_service_accounts(client, sa_name, namespaces, timeout, parallelism,
 
 def _patch(client, namespace, sa_name, changes, resource_version):
     body = dict(changes, metadata={"resourceVersion": resource_version})
-    client.call(describe_target("patch", "ServiceAccount", namespace, sa_name),
-                client.core.patch_namespaced_service_account, sa_name, namespace, body,
-                _content_type=MERGE_PATCH)
+    client.call_json(describe_target("patch", "ServiceAccount", namespace, sa_name),
+                     client.core.patch_namespaced_service_account, sa_name, namespace, body,
+                     _content_type=MERGE_PATCH)
 
 
 def _link_one(client, namespace, sa_name, account, names, link_for, state, check_mode):

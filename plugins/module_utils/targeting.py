@@ -142,9 +142,8 @@ def resolve_namespaces(client, params, skip=()):
     selector = ",".join(params.get("namespace_selector") or []) or None
     what = describe_target("list", "Namespace")
     kwargs = {"label_selector": selector} if selector else {}
-    listing = client.call_json(what, client.core.list_namespace, **kwargs)
-    names = filter_namespaces([ns["metadata"]["name"] for ns in listing.get("items") or []], params,
-                              skip=skip)
+    names = client.list_json(what, client.core.list_namespace, keep=lambda ns: ns["metadata"]["name"], **kwargs)
+    names = filter_namespaces(names, params, skip=skip)
     if not names:
         raise KubeError("%s matched no namespace" % describe_targets(params))
     return names
@@ -156,6 +155,12 @@ _FINDERS = {
     "ServiceAccount": ("list_service_account_for_all_namespaces",
                        "read_namespaced_service_account"),
 }
+
+
+def _slim(obj):
+    """A listed item without metadata.managedFields (often most of a small object)."""
+    (obj.get("metadata") or {}).pop("managedFields", None)
+    return obj
 
 
 def find_named(client, kind, name, namespaces, parallelism=8):
@@ -170,9 +175,9 @@ def find_named(client, kind, name, namespaces, parallelism=8):
     wanted = set(namespaces)
     if len(wanted) > 1:
         try:
-            listing = client.call_json(describe_target("list", kind), getattr(client.core, list_method),
-                                       field_selector="metadata.name=%s" % name)
-            return dict((obj["metadata"]["namespace"], obj) for obj in listing.get("items") or []
+            items = client.list_json(describe_target("list", kind), getattr(client.core, list_method),
+                                     keep=_slim, field_selector="metadata.name=%s" % name)
+            return dict((obj["metadata"]["namespace"], obj) for obj in items
                         if obj["metadata"]["namespace"] in wanted)
         except KubeError as exc:
             if exc.status != 403:

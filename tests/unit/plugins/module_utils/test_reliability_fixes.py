@@ -37,6 +37,10 @@ class FakeClient:
 
     call_json = call
 
+    def list_json(self, what, func, keep=None, **kwargs):
+        items = self.call_json(what, func, **kwargs).get("items") or []
+        return [keep(item) if keep else item for item in items]
+
     def __getattr__(self, method):
         outcome = self.behaviour[method]
 
