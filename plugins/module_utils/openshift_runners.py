@@ -54,7 +54,7 @@ ROUTE_ARG_SPEC = dict(
     service=dict(type="str"),
     target_port=dict(type="str", default="5000-tcp"),
     termination=dict(type="str", choices=["reencrypt", "passthrough"], default="reencrypt"),
-    host=dict(type="str", aliases=["hostname"]),
+    hostname=dict(type="str"),
     tls=dict(type="dict", options=dict(
         certificate=dict(type="str"),
         key=dict(type="str", no_log=True),
@@ -181,10 +181,10 @@ def route_errors(params):
     problem = ocp.target_port_error(params["target_port"])
     if problem:
         errors.append(problem)
-    if params.get("host"):
-        problem = ocp.host_error(params["host"])
+    if params.get("hostname"):
+        problem = ocp.host_error(params["hostname"])
         if problem:
-            errors.append("host: %s" % problem)
+            errors.append("hostname: %s" % problem)
     tls = dict((k, v) for k, v in (params.get("tls") or {}).items() if v is not None)
     if tls and params["termination"] == "passthrough":
         errors.append("tls certificates cannot be set with termination=passthrough (the "
@@ -214,7 +214,7 @@ def run_ocp_registry_route(module):
     annotations = dict(params.get("annotations") or {})
     annotations[ocp.BALANCE_ANNOTATION] = params["balance"]
     spec = ocp.route_spec(service, params["target_port"], params["termination"],
-                          params.get("host"), params.get("tls"))
+                          params.get("hostname"), params.get("tls"))
     result = dict(changed=False, flavour=flavour, name=name, namespace=namespace, service=service)
     try:
         svc = api.core_get("Service", service, namespace)
@@ -247,7 +247,7 @@ def run_ocp_registry_route(module):
         result["diff"] = {"before": ocp.route_view(before, annotations, compare_to=after) or {},
                           "after": ocp.route_view(after, annotations, compare_to=before) or {}}
     result.update(admitted=host is not None, router=router,
-                  host=host or ocp.dig(after, "spec", "host") or params.get("host"))
+                  host=host or ocp.dig(after, "spec", "host") or params.get("hostname"))
     module.exit_json(**result)
 
 

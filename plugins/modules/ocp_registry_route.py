@@ -24,7 +24,7 @@ description:
     fails with a message that says so, before any write."
   - Idempotent - an existing route with the same service, target port, TLS
     termination, certificates and annotations is no change. The host that the
-    router or API server assigned is not a difference unless O(host) asks for
+    router or API server assigned is not a difference unless O(hostname) asks for
     another one. Fields the task does not manage stay as they are.
   - Writes are JSON merge patches guarded by the route's C(resourceVersion) and
     recomputed from a fresh read on a conflict.
@@ -60,13 +60,14 @@ options:
     type: str
     choices: [reencrypt, passthrough]
     default: reencrypt
-  host:
+  hostname:
     description:
       - Custom host name for the route, for example C(registry.example.com). Without
         it the router assigns C(<name>-<namespace>.<ingress domain>), and whatever it
         assigned is kept on later runs.
+      - Called C(hostname), not C(host), because C(host) is the API server URL of the
+        connection options.
     type: str
-    aliases: [hostname]
   tls:
     description:
       - Certificates for the route, as PEM B(contents), not file names (use
@@ -75,7 +76,7 @@ options:
     type: dict
     suboptions:
       certificate:
-        description: Certificate (chain) the router presents for O(host), PEM content.
+        description: Certificate (chain) the router presents for O(hostname), PEM content.
         type: str
       key:
         description:
@@ -147,7 +148,7 @@ EXAMPLES = r"""
 
 - name: Custom host name with your own certificate (contents, not paths)
   ibmcloud.registry.ocp_registry_route:
-    host: registry.example.com
+    hostname: registry.example.com
     tls:
       certificate: "{{ lookup('file', 'registry.example.com.crt') }}"
       key: "{{ lookup('file', 'registry.example.com.key') }}"

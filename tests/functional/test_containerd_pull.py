@@ -249,14 +249,16 @@ def test_cluster_mode_configmap_daemonset_and_a_pull_through_its_output(env, clu
     registries = [r for r in registries if r["registry"] in ("upstream.invalid", "_default")]
     mirror_host = {k: v for k, v in registries[0]["hosts"][0].items() if k != "headers"}
     registries[0] = dict(registries[0], hosts=[mirror_host])
-    role_vars = {"containerd_hosts_mode": "cluster", "containerd_hosts_kubeconfig": cluster.kubeconfig,
+    # The role passes no connection option: the play's module_defaults name the cluster.
+    connection = {"group/ibmcloud.registry.kube": {"kubeconfig": cluster.kubeconfig}}
+    role_vars = {"containerd_hosts_mode": "cluster",
                  "containerd_hosts_cluster_name": name, "containerd_hosts_registries": registries,
                  "containerd_hosts_registries_mirrors": kubespray, "containerd_hosts_prune": True}
     runner = Runner(cluster.kubeconfig, workdir=str(tmp_path))
     api = config.new_client_from_config(config_file=cluster.fixture_kubeconfig)
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     try:
-        first = runner.run([], plays=node_play(role_vars))
+        first = runner.run([], plays=node_play(role_vars, module_defaults=connection))
         assert first.rc == 0, first.stdout[-3000:] + first.stderr[-3000:]
         configmap = core.read_namespaced_config_map(name, "kube-system")
         daemonset = api.sanitize_for_serialization(apps.read_namespaced_daemon_set(name, "kube-system"))
@@ -271,10 +273,7 @@ def test_cluster_mode_configmap_daemonset_and_a_pull_through_its_output(env, clu
         assert volumes["hosts-toml"]["configMap"]["name"] == name
         assert volumes["containerd-config-path"]["hostPath"]["path"] == "/etc/containerd/certs.d"
 
-        # Rerun with the connection from the play's module_defaults instead of the role variable.
-        by_defaults = {k: v for k, v in role_vars.items() if k != "containerd_hosts_kubeconfig"}
-        second = runner.run([], plays=node_play(by_defaults, module_defaults={
-            "group/ibmcloud.registry.kube": {"kubeconfig": cluster.kubeconfig}}))
+        second = runner.run([], plays=node_play(role_vars, module_defaults=connection))
         assert second.rc == 0 and changed_count(second) == 0, second.stdout[-3000:]
 
         # What the init container would write on a node pulls through real containerd.
@@ -286,7 +285,7 @@ def test_cluster_mode_configmap_daemonset_and_a_pull_through_its_output(env, clu
 
         # A content change rolls the DaemonSet (new checksum) and drops the old key.
         changed_vars = dict(role_vars, containerd_hosts_registries_mirrors=[])
-        third = runner.run([], plays=node_play(changed_vars))
+        third = runner.run([], plays=node_play(changed_vars, module_defaults=connection))
         assert third.rc == 0 and changed_count(third) > 0, third.stdout[-3000:]
         configmap = core.read_namespaced_config_map(name, "kube-system")
         daemonset = api.sanitize_for_serialization(apps.read_namespaced_daemon_set(name, "kube-system"))
@@ -295,8 +294,9 @@ def test_cluster_mode_configmap_daemonset_and_a_pull_through_its_output(env, clu
             "ibmcloud.registry/hosts-checksum"] != checksum
         _run_init_container(daemonset, configmap.data, hosts_dir, str(tmp_path / "second"))
         assert sorted(os.listdir(hosts_dir)) == ["_default", "upstream.invalid"]  # pruned on the "node"
-        assert changed_count(runner.run([], plays=node_play(changed_vars))) == 0
+        assert changed_count(runner.run([], plays=node_play(changed_vars, module_defaults=connection))) == 0
     finally:
-        removed = runner.run([], plays=node_play(dict(role_vars, containerd_hosts_cluster_state="absent")))
+        removed = runner.run([], plays=node_play(dict(role_vars, containerd_hosts_cluster_state="absent"),
+                                                 module_defaults=connection))
         api.close()
     assert removed.rc == 0, removed.stdout[-3000:]

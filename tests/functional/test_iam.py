@@ -94,8 +94,7 @@ class IamPlays:
         return self.runner.run(tasks, plays=plays, env=env, **kwargs)
 
     def role(self, role_vars, **kwargs):
-        role_vars = dict({"iam_pull_secret_iam_url": self.standin.url,
-                          "iam_pull_secret_kubeconfig": self.runner.kubeconfig}, **role_vars)
+        # The role passes no connection option: it uses the play's module_defaults.
         task = {"name": "role", "ansible.builtin.include_role": {"name": "ibmcloud.registry.iam_pull_secret"},
                 "vars": role_vars}
         return self.run([task], **kwargs)

@@ -120,11 +120,11 @@ class IamPullSecret(Scenario):
                     namespace_selector=[ctx.selector(variant)], service_accounts=["default"])}]
 
     def full_only(self, ctx, variant):
-        return [{"ansible.builtin.include_role": {"name": "ibmcloud.registry.iam_pull_secret"}, "vars": {
+        role = {"ansible.builtin.include_role": {"name": "ibmcloud.registry.iam_pull_secret"}, "vars": {
             "iam_pull_secret_mode": "namespace", "iam_pull_secret_cluster_name": "lp",
-            "iam_pull_secret_namespaces": variant.namespaces, "iam_pull_secret_iam_url": ctx.standin.url,
-            "iam_pull_secret_ibmcloud_api_key": "{{ lp_iam_key }}",
-            "iam_pull_secret_kubeconfig": variant.kubeconfig}}]
+            "iam_pull_secret_namespaces": variant.namespaces}}
+        iam = {"iam_url": ctx.standin.url, "ibmcloud_api_key": "{{ lp_iam_key }}"}
+        return [{"block": [role], "module_defaults": {"group/ibmcloud.registry.iam": iam}}]
 
 
 class PullSecretsNamespaced(Scenario):
@@ -226,8 +226,7 @@ class ContainerdHosts(Scenario):
     def tasks(self, ctx, variant):
         registry = {"registry": "lp.example.com", "server": "https://lp.example.com"}
         with_header = dict(registry, server_settings={"headers": {"Authorization": "{{ lp_key }}"}})
-        base = {"containerd_hosts_mode": "cluster", "containerd_hosts_kubeconfig": variant.kubeconfig,
-                "containerd_hosts_cluster_namespace": variant.namespaces[0]}
+        base = {"containerd_hosts_mode": "cluster", "containerd_hosts_cluster_namespace": variant.namespaces[0]}
 
         def role(**role_vars):
             return {"ansible.builtin.include_role": {"name": "ibmcloud.registry.containerd_hosts"},

@@ -159,7 +159,7 @@ def test_route_custom_host_certificates_redacted_and_updates(openshift, ocp, aud
     namespace = unique_ns("reg")
     service(core, namespace, "registry")
     host = "registry-%s.example.com" % unique_ns.prefix.strip("-")[-12:]
-    args = {"namespace": namespace, "service": "registry", "host": host,
+    args = {"namespace": namespace, "service": "registry", "hostname": host,
             "tls": {"certificate": PEM_CERT, "key": PEM_KEY, "ca_certificate": PEM_CA}}
     runs = converge(ocp, audit, unique_ns.prefix, "ocp_registry_route", args, diff=True)
     assert runs["first"]["host"] == host and runs["first"]["admitted"] is True
@@ -202,9 +202,9 @@ def test_route_wait_is_bounded_and_rejection_is_reported(openshift, ocp, audit, 
     host = "claimed-%s.example.com" % unique_ns.prefix.strip("-")[-12:]
     for namespace in (first, second):
         service(core, namespace)
-    played, result = ocp("ocp_registry_route", {"namespace": first, "host": host})
+    played, result = ocp("ocp_registry_route", {"namespace": first, "hostname": host})
     assert played.rc == 0 and result["host"] == host
-    played, result = ocp("ocp_registry_route", {"namespace": second, "host": host, "wait_timeout": 30})
+    played, result = ocp("ocp_registry_route", {"namespace": second, "hostname": host, "wait_timeout": 30})
     assert played.rc != 0
     assert "rejected Route %s/image-registry" % second in result["msg"]
     assert "HostAlreadyClaimed" in result["msg"]
@@ -221,7 +221,7 @@ def test_route_validates_before_writing(openshift, ocp, audit, unique_ns, core):
     played, result = ocp("ocp_registry_route", {"namespace": bare, "tls": {"certificate": "cert.pem",
                                                                            "key": "key.pem"}})
     assert played.rc != 0 and "must be PEM content" in result["msg"]
-    played, result = ocp("ocp_registry_route", {"namespace": bare, "host": "https://x.example.com"})
+    played, result = ocp("ocp_registry_route", {"namespace": bare, "hostname": "https://x.example.com"})
     assert played.rc != 0 and "not a valid host name" in result["msg"]
     assert writes(audit, mark, unique_ns.prefix) == []
 

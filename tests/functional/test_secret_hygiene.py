@@ -70,9 +70,9 @@ def env_var(name):
     return "{{ lookup('env', '%s') }}" % name
 
 
-def role(case, name, role_vars, fails=False):
+def role(case, name, role_vars, fails=False, module_defaults=None):
     """One role include in a block; a failure is rescued and its whole result printed."""
-    return {"name": case, "block": [
+    return {"name": case, "module_defaults": module_defaults or {}, "block": [
         {"name": "%s | role" % case, "ansible.builtin.include_role": {"name": "ibmcloud.registry." + name},
          "vars": role_vars},
         {"name": "%s | completed" % case, "ansible.builtin.debug": {"msg": "%s completed" % case}},
@@ -89,7 +89,10 @@ def tasks(ns, standin, node_dir, source_namespace):
     containerd_nodes = {"containerd_hosts_config_path": node_dir, "containerd_hosts_install_python_deps": False,
                         "containerd_hosts_containerd_config_check": "none", "containerd_hosts_containerd_version": "1.7"}
     iam = {"iam_pull_secret_mode": "namespace", "iam_pull_secret_cluster_name": "hyg",
-           "iam_pull_secret_namespaces": [ns["iam"]], "iam_pull_secret_iam_url": standin.url}
+           "iam_pull_secret_namespaces": [ns["iam"]]}
+
+    def iam_defaults(key):
+        return {"group/ibmcloud.registry.iam": {"iam_url": standin.url, "ibmcloud_api_key": env_var(key)}}
     return [
         role("pull_secrets", "pull_secrets", {"pull_secrets_namespaces": [ns["pull"]], "pull_secrets_secrets": [
             {"name": "hyg-registry", "registry": {"server": "registry.example.com", "username": "robot",
@@ -105,10 +108,9 @@ def tasks(ns, standin, node_dir, source_namespace):
         role("entitled_registry failing", "entitled_registry", {
             "entitled_registry_entitlement_key": env_var("HYG_ENTITLEMENT_KEY"),
             "entitled_registry_namespaces": ["Not_A_Namespace"]}, fails=True),
-        role("iam_pull_secret", "iam_pull_secret", dict(iam, iam_pull_secret_ibmcloud_api_key=env_var(
-            "HYG_IBMCLOUD_API_KEY"))),
-        role("iam_pull_secret failing", "iam_pull_secret", dict(iam, iam_pull_secret_ibmcloud_api_key=env_var(
-            "HYG_WRONG_IBMCLOUD_API_KEY")), fails=True),
+        role("iam_pull_secret", "iam_pull_secret", iam, module_defaults=iam_defaults("HYG_IBMCLOUD_API_KEY")),
+        role("iam_pull_secret failing", "iam_pull_secret", iam, fails=True,
+             module_defaults=iam_defaults("HYG_WRONG_IBMCLOUD_API_KEY")),
         role("openshift_registry", "openshift_registry", {
             "openshift_registry_route_host": "registry-hygiene.example.com", "openshift_registry_route_wait": False,
             "openshift_registry_route_tls": {"certificate": PEM_CERT, "key": tls_key},

@@ -24,10 +24,9 @@ TASKS = os.path.join(REPO, "playbooks", "tasks")
 MAPPED = re.compile(r"^\{\{ (?P<part>\w+)\.(?P<key>\w+) \| default\((?P<default>.*)\) \}\}$")
 # Role variables set from somewhere other than the part's keys (connection, mode of the play).
 DERIVED = {
-    "iam_pull_secret": {"iam_pull_secret_kubeconfig", "iam_pull_secret_context",
-                        # rotate_api_key.yml forces it with registry_rotate_api_key
-                        "iam_pull_secret_rotate"},
-    "containerd_hosts": {"containerd_hosts_mode", "containerd_hosts_kubeconfig", "containerd_hosts_context"},
+    # rotate_api_key.yml forces it with registry_rotate_api_key
+    "iam_pull_secret": {"iam_pull_secret_rotate"},
+    "containerd_hosts": {"containerd_hosts_mode"},
 }
 # Role variables that site.yml does not offer at cluster level (node-mode settings of the
 # containerd role belong in the node hosts' variables).
@@ -37,10 +36,10 @@ NOT_OFFERED = {
                          "containerd_hosts_containerd_service", "containerd_hosts_containerd_version",
                          "containerd_hosts_install_python_deps", "containerd_hosts_python_packages",
                          "containerd_hosts_python_packages_before_311", "containerd_hosts_pip_packages",
-                         "containerd_hosts_pip_packages_before_311", "containerd_hosts_kubeconfig",
-                         "containerd_hosts_context", "containerd_hosts_mode"},
-    "iam_pull_secret": {"iam_pull_secret_kubeconfig", "iam_pull_secret_context"},
+                         "containerd_hosts_pip_packages_before_311", "containerd_hosts_mode"},
 }
+# Playbooks whose plays run the parts; each sets the connection in module_defaults.
+PLAYBOOKS = ("site.yml", "verify.yml", "rotate_api_key.yml")
 
 
 def load(path):
@@ -58,6 +57,13 @@ def parts():
 
 
 PARTS = parts()
+
+
+def module_defaults_keys(part):
+    """Keys of a part that site.yml passes as module options through module_defaults."""
+    play = load(os.path.join(REPO, "playbooks", "site.yml"))[0]
+    return sorted(set(key for options in play["module_defaults"].values() for value in options.values()
+                      for key in re.findall(r"\b%s\.(\w+)" % part, value)))
 PART_KEYS = load(os.path.join(REPO, "playbooks", "vars", "part_keys.yml"))["registry_part_keys"]
 
 
@@ -92,7 +98,43 @@ def test_part_keys_match_the_mapping(part):
         keys.append(match["key"])
     # Keys that choose whether or how the part runs (containerd_hosts.mode).
     keys.extend(re.findall(r"\b%s\.(\w+)" % part, task["when"]))
+    keys.extend(module_defaults_keys(part))
     assert sorted(set(keys)) == sorted(PART_KEYS[part])
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOKS)
+def test_playbooks_set_the_same_module_defaults(playbook):
+    """Roles pass no connection option: every playbook that runs them sets module_defaults."""
+    site = load(os.path.join(REPO, "playbooks", "site.yml"))[0]["module_defaults"]
+    assert set(site) == {"group/ibmcloud.registry.kube", "group/ibmcloud.registry.iam"}
+    assert load(os.path.join(REPO, "playbooks", playbook))[0]["module_defaults"] == site
+
+
+def test_roles_pass_no_connection_option():
+    """A task argument (even one templated to omit) replaces the play's module_defaults value."""
+    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+
+    connection = set(AUTH_ARG_SPEC) | {"ibmcloud_api_key", "account_id", "iam_url", "iam_endpoint"}
+    for option in AUTH_ARG_SPEC.values():
+        connection.update(option.get("aliases") or [])
+    offending = []
+    for path in sorted(glob.glob(os.path.join(REPO, "roles", "*", "tasks", "*.yml"))):
+        for task in _tasks(load(path) or []):
+            for action, args in task.items():
+                if (action.startswith("ibmcloud.registry.") or action.startswith("kubernetes.core.")) \
+                        and isinstance(args, dict):
+                    offending += ["%s: %s %s" % (os.path.relpath(path, REPO), action, name)
+                                  for name in sorted(connection & set(args))]
+            if "environment" in task:
+                offending.append("%s: %s sets environment" % (os.path.relpath(path, REPO), task.get("name")))
+    assert offending == []
+
+
+def _tasks(tasks):
+    for task in tasks:
+        yield task
+        for key in ("block", "rescue", "always"):
+            yield from _tasks(task.get(key) or [])
 
 
 @pytest.mark.parametrize("part", sorted(PARTS))
