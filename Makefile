@@ -65,6 +65,7 @@ sanity: venv
 lint: venv
 	$(VENV)/bin/ansible-lint --profile production
 	$(VENV)/bin/antsibull-changelog lint
+	docs/build_reference.sh --lint-only   # docs-lint: antsibull-docs lint-collection-docs
 
 units: venv
 	$(VENV)/bin/pytest tests/unit -q $(PYTEST_OK)
