@@ -11,7 +11,6 @@ so "zero writes" is checked for ``admin`` across the whole cluster, not only in 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import re
@@ -169,19 +168,26 @@ def restart_apiserver(argv, state_dir=CLUSTER_DIR):
 
 # --- identities ----------------------------------------------------------------------------
 
-def service_account_token(core, namespace, name, timeout=60.0):
-    """The token the token controller put into the ServiceAccount's ``<name>-token-*`` secret."""
+def service_account_token(core, namespace, name, timeout=60.0, expiration_seconds=3600):
+    """A token for ServiceAccount ``namespace/name`` from the TokenRequest API.
+
+    Kubernetes >= 1.24 no longer writes ``<name>-token-*`` secrets, so test identities ask
+    the API server for a bound token, as kubelet does for a pod. Waits for the
+    ServiceAccount itself first (a test may have just created it).
+    """
+    from kubernetes.client.exceptions import ApiException  # pylint: disable=import-outside-toplevel
 
     def token():
-        account = core.read_namespaced_service_account(name, namespace)
-        for ref in account.secrets or []:
-            if ref.name.startswith(name + "-token-"):
-                secret = core.read_namespaced_secret(ref.name, namespace)
-                if secret.data and secret.data.get("token"):
-                    return base64.b64decode(secret.data["token"]).decode()
-        return None
+        try:
+            review = core.create_namespaced_service_account_token(
+                name, namespace, {"spec": {"audiences": [], "expirationSeconds": expiration_seconds}})
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return review.status.token
 
-    return wait_for("the token of ServiceAccount %s/%s" % (namespace, name), token, timeout)
+    return wait_for("a token of ServiceAccount %s/%s" % (namespace, name), token, timeout)
 
 
 # --- RBAC manifests ---------------------------------------------------------------------------
