@@ -28,6 +28,7 @@ import tempfile
 import traceback
 
 from ansible.module_utils.parsing.convert_bool import boolean
+from ansible_collections.ibmcloud.registry.plugins.module_utils.redaction import REDACTED
 
 try:
     import tomli_w
@@ -58,7 +59,6 @@ MARKER_TEXT = ("This registry directory is managed by the ibmcloud.registry coll
                "(containerd_hosts).\nRemove this file to stop it from being pruned.\n")
 DEFAULT_REGISTRY = "_default"
 DEFAULT_CONFIG_PATH = "/etc/containerd/certs.d"
-REDACTED = "********"
 CAPABILITIES = ("pull", "resolve", "push", "referrers")
 MODE_PLAIN = 0o644
 MODE_WITH_HEADERS = 0o600  # header values are usually credentials

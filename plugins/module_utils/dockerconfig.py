@@ -19,6 +19,8 @@ import hashlib
 import json
 import re
 
+from ansible_collections.ibmcloud.registry.plugins.module_utils.redaction import REDACTED
+
 # IAM region -> public registry domain (private domain is "private." + public).
 ICR_REGION_DOMAINS = {
     "global": "icr.io",
@@ -43,7 +45,6 @@ DOCKERCONFIGJSON_TYPE = "kubernetes.io/dockerconfigjson"
 DOCKERCONFIGJSON_KEY = ".dockerconfigjson"
 DOCKERCFG_TYPE = "kubernetes.io/dockercfg"
 DOCKERCFG_KEY = ".dockercfg"
-REDACTED = "********"
 
 # host[:port][/path] with an optional http(s):// prefix, as docker and kubectl accept.
 _SERVER = re.compile(

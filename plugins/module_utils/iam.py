@@ -21,11 +21,13 @@ __metaclass__ = type
 import base64
 import json
 import logging
-import random
 import re
 import time
 
 from ansible.module_utils.basic import env_fallback
+from ansible_collections.ibmcloud.registry.plugins.module_utils.argspec import ArgumentSpec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.redaction import REDACTED
+from ansible_collections.ibmcloud.registry.plugins.module_utils.retry_delay import retry_delay
 
 try:
     import requests
@@ -55,16 +57,18 @@ RETRYABLE_STATUS = frozenset([429, 500, 502, 503, 504])
 MAX_RETRY_AFTER = 60.0
 PAGE_SIZE = 100
 MAX_PAGES = 1000
-REDACTED = "********"
 
-# Options every IAM module of this collection shares (doc fragment ibmcloud_auth).
-IAM_ARG_SPEC = dict(
-    ibmcloud_api_key=dict(type="str", no_log=True, fallback=(env_fallback, API_KEY_ENV)),
-    account_id=dict(type="str"),
-    iam_url=dict(type="str"),
-    iam_endpoint=dict(type="str", choices=["public", "private"], default="public"),
-    iam_retries=dict(type="int", default=5),
-)
+
+def iam_argument_spec():
+    """How the IAM modules reach IBM Cloud. Doc fragment: ibmcloud.registry.ibmcloud_auth."""
+    return ArgumentSpec(dict(
+        ibmcloud_api_key=dict(type="str", no_log=True, fallback=(env_fallback, API_KEY_ENV)),
+        account_id=dict(type="str"),
+        iam_url=dict(type="str"),
+        iam_endpoint=dict(type="str", choices=["public", "private"], default="public"),
+        iam_retries=dict(type="int", default=5),
+    ))
+
 
 # SDK method -> (client attribute, HTTP request) for messages.
 OPERATIONS = {
@@ -138,20 +142,8 @@ def validate_iam_params(params):
 
 
 def _retry_after(headers, attempt):
-    """Seconds to wait: the Retry-After header (seconds or HTTP date), else backoff."""
-    value = headers.get("Retry-After") if headers is not None and hasattr(headers, "get") else None
-    if value:
-        try:
-            return max(0.0, min(float(value), MAX_RETRY_AFTER))
-        except ValueError:
-            try:
-                from email.utils import parsedate_to_datetime
-
-                delta = parsedate_to_datetime(value).timestamp() - time.time()
-                return max(0.0, min(delta, MAX_RETRY_AFTER))
-            except (TypeError, ValueError, OverflowError):
-                pass
-    return min(0.5 * (2 ** attempt), 10.0) * (0.5 + random.random() / 2)
+    """Seconds to wait before the next try of an IAM request."""
+    return retry_delay(headers, attempt, base=0.5, cap=10.0, retry_after_cap=MAX_RETRY_AFTER)
 
 
 def _token_claims(token):
@@ -353,7 +345,7 @@ class IamClient:
 
 
 def get_iam_client(module):
-    """Build the IamClient for a module whose argument spec includes IAM_ARG_SPEC.
+    """Build the IamClient for a module whose argument spec includes iam_argument_spec().
 
     Validation errors of the IAM options fail the module before any request.
     """
@@ -368,5 +360,5 @@ def get_iam_client(module):
                      retries=module.params["iam_retries"])
 
 
-__all__ = ["IAM_ARG_SPEC", "IamClient", "IamError", "PlanError", "get_iam_client", "iam_base_url",
+__all__ = ["iam_argument_spec", "IamClient", "IamError", "PlanError", "get_iam_client", "iam_base_url",
            "require_ibm_sdk", "validate_iam_params"]

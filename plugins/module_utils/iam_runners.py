@@ -14,7 +14,6 @@ __metaclass__ = type
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils import results
 from ansible_collections.ibmcloud.registry.plugins.module_utils.iam import (
-    IAM_ARG_SPEC,
     IamError,
     get_iam_client,
     validate_iam_params,
@@ -39,25 +38,6 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.iam_plan import 
 )
 
 CONFLICT_RETRIES = 3
-
-IAM_SERVICE_ID_ARG_SPEC = dict(
-    IAM_ARG_SPEC,
-    name=dict(type="str", required=True),
-    id=dict(type="str"),
-    description=dict(type="str"),
-    state=dict(type="str", choices=["present", "absent"], default="present"),
-)
-
-IAM_REGISTRY_POLICY_ARG_SPEC = dict(
-    IAM_ARG_SPEC,
-    service_id=dict(type="str", required=True),
-    roles=dict(type="list", elements="str", default=["Reader"]),
-    regions=dict(type="list", elements="str", default=[]),
-    resource_namespaces=dict(type="list", elements="str", default=[], aliases=["registry_namespaces"]),
-    exclusive=dict(type="bool", default=False),
-    description=dict(type="str"),
-    state=dict(type="str", choices=["present", "absent"], default="present"),
-)
 
 
 def _fail(module, exc, **extra):

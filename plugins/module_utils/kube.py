@@ -16,9 +16,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import random
 import time
 
+from ansible_collections.ibmcloud.registry.plugins.module_utils.argspec import ArgumentSpec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.retry_delay import retry_delay
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
     AUTH_ARG_SPEC,
 )
@@ -63,13 +64,16 @@ RETRYABLE_STATUS = frozenset([429, 500, 502, 503, 504])
 LIST_PAGE_SIZE = 2000
 WRITE_VERBS = frozenset(["create", "update", "patch", "delete"])
 
-# Options every Kubernetes module of this collection shares (doc fragment
-# ibmcloud.registry.kube documents them).
-KUBE_ARG_SPEC = dict(
-    AUTH_ARG_SPEC,
-    api_retries=dict(type="int", default=5),
-    parallelism=dict(type="int", default=8),
-)
+
+def kube_argument_spec():
+    """kubernetes.core's connection options plus api_retries and parallelism.
+
+    Doc fragments: kubernetes.core.k8s_auth_options and ibmcloud.registry.kube.
+    """
+    return ArgumentSpec(AUTH_ARG_SPEC).add(
+        api_retries=dict(type="int", default=5),
+        parallelism=dict(type="int", default=8),
+    )
 
 
 class KubeError(Exception):
@@ -124,15 +128,8 @@ def _server_message(exc):
 
 
 def _retry_after(exc, attempt):
-    """Seconds to wait before the next try: Retry-After, else jittered backoff."""
-    headers = getattr(exc, "headers", None) or {}
-    value = headers.get("Retry-After") if hasattr(headers, "get") else None
-    if value:
-        try:
-            return min(float(value), 30.0)
-        except ValueError:
-            pass
-    return min(0.2 * (2 ** attempt), 5.0) * (0.5 + random.random() / 2)
+    """Seconds to wait before the next try of an API request."""
+    return retry_delay(getattr(exc, "headers", None), attempt, base=0.2, cap=5.0, retry_after_cap=30.0)
 
 
 def translate_api_exception(exc, what):
@@ -240,7 +237,7 @@ class KubeClient:
 
 
 def get_kube_client(module):
-    """Build the KubeClient for a module whose argument spec includes KUBE_ARG_SPEC.
+    """Build the KubeClient for a module whose argument spec includes kube_argument_spec().
 
     Makes no request: core resources need no discovery, and the dynamic client for
     other API groups is built when first used.

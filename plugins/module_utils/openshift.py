@@ -24,7 +24,6 @@ import re
 import time
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig import (
-    REDACTED,
     DockerConfigError,
     credentials,
     decode_secret,
@@ -33,6 +32,7 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (
     KubeError,
     describe_target,
 )
+from ansible_collections.ibmcloud.registry.plugins.module_utils.redaction import REDACTED
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets import (
     CONFLICT_RETRIES,
     MANAGED_BY_LABEL,

@@ -20,7 +20,6 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig imp
     fingerprint,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (
-    KUBE_ARG_SPEC,
     KubeError,
     describe_target,
     get_kube_client,
@@ -29,107 +28,19 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets import (
     ensure_pull_secrets,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.runners import (
-    SERVICE_ACCOUNT_ARG_SPEC,
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secret_runners import (
     common_errors,
     fail_on_errors,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.service_accounts import (
-    LINK_FIELDS,
     ensure_links,
     missing_secrets,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import (
-    TARGET_ARG_SPEC,
     map_bounded,
     namespace_name_error,
     object_name_error,
     resolve_namespaces,
-)
-
-ROUTE_ARG_SPEC = dict(
-    KUBE_ARG_SPEC,
-    name=dict(type="str"),
-    namespace=dict(type="str"),
-    service=dict(type="str"),
-    target_port=dict(type="str", default="5000-tcp"),
-    termination=dict(type="str", choices=["reencrypt", "passthrough"], default="reencrypt"),
-    hostname=dict(type="str"),
-    tls=dict(type="dict", options=dict(
-        certificate=dict(type="str"),
-        key=dict(type="str", no_log=True),
-        ca_certificate=dict(type="str"),
-        destination_ca_certificate=dict(type="str"),
-    )),
-    balance=dict(type="str", choices=["source", "roundrobin", "leastconn", "random"],
-                 default="source"),
-    annotations=dict(type="dict", default={}),
-    wait=dict(type="bool", default=True),
-    wait_timeout=dict(type="int", default=120),
-)
-
-REGISTRY_CONFIG_ARG_SPEC = dict(
-    KUBE_ARG_SPEC,
-    storage=dict(type="str", choices=["emptyDir", "pvc"]),
-    allow_non_persistent_storage=dict(type="bool", default=False),
-    pvc_claim=dict(type="str"),
-    management_state=dict(type="str", choices=list(ocp.MANAGEMENT_STATES)),
-    default_route=dict(type="bool"),
-)
-
-INTERNAL_PULL_SECRET_ARG_SPEC = dict(
-    KUBE_ARG_SPEC,
-    **dict(
-        TARGET_ARG_SPEC,
-        **dict(
-            SERVICE_ACCOUNT_ARG_SPEC,
-            name=dict(type="str", default="internal-registry"),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            source_namespace=dict(type="str", default="default"),
-            source_service_account=dict(type="str", default="default"),
-            registry_host=dict(type="str"),
-            registry_port=dict(type="int"),
-            route_name=dict(type="str"),
-            route_namespace=dict(type="str"),
-            email=dict(type="str"),
-            service_accounts=dict(type="list", elements="str", default=["default"]),
-            force=dict(type="bool", default=False),
-        )
-    )
-)
-
-IMAGE_STREAM_TAG_ARG_SPEC = dict(
-    KUBE_ARG_SPEC,
-    namespace=dict(type="str"),
-    images=dict(type="list", elements="dict", required=True, options=dict(
-        source=dict(type="str", required=True),
-        target=dict(type="str", required=True),
-        reference_policy=dict(type="str", choices=list(ocp.REFERENCE_POLICIES)),
-        scheduled=dict(type="bool"),
-        insecure=dict(type="bool"),
-        import_mode=dict(type="str", choices=list(ocp.IMPORT_MODES)),
-    )),
-    reference_policy=dict(type="str", choices=list(ocp.REFERENCE_POLICIES), default="Local"),
-    scheduled=dict(type="bool", default=True),
-    insecure=dict(type="bool", default=False),
-    import_mode=dict(type="str", choices=list(ocp.IMPORT_MODES)),
-)
-
-BUILD_SECRET_ARG_SPEC = dict(
-    KUBE_ARG_SPEC,
-    **dict(
-        SERVICE_ACCOUNT_ARG_SPEC,
-        namespace=dict(type="str", required=True),
-        push_secret=dict(type="str", no_log=False),
-        pull_secret=dict(type="str", no_log=False),
-        build_configs=dict(type="list", elements="str", default=[]),
-        service_account=dict(type="str", default="builder"),
-        link_service_account=dict(type="bool", default=True),
-        link_for=dict(type="list", elements="str", choices=sorted(LINK_FIELDS),
-                      default=["pull", "mount"]),
-        state=dict(type="str", choices=["present", "absent"], default="present"),
-        missing_secret=dict(type="str", choices=["warn", "fail", "ignore"], default="warn"),
-    )
 )
 
 

@@ -18,19 +18,23 @@ import fnmatch
 import re
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.ibmcloud.registry.plugins.module_utils.argspec import ArgumentSpec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (
     KubeError,
     describe_target,
 )
 
-TARGET_ARG_SPEC = dict(
-    namespaces=dict(type="list", elements="str", aliases=["namespace"]),
-    namespace_selector=dict(type="list", elements="str"),
-    all_namespaces=dict(type="bool", default=False),
-    exclude_namespaces=dict(type="list", elements="str", default=[]),
-    include_system_namespaces=dict(type="bool", default=False),
-)
-TARGET_MUTUALLY_EXCLUSIVE = [("namespaces", "namespace_selector", "all_namespaces")]
+
+def target_argument_spec():
+    """Which namespaces a module acts in. Doc fragment: ibmcloud.registry.targeting."""
+    return ArgumentSpec(dict(
+        namespaces=dict(type="list", elements="str", aliases=["namespace"]),
+        namespace_selector=dict(type="list", elements="str"),
+        all_namespaces=dict(type="bool", default=False),
+        exclude_namespaces=dict(type="list", elements="str", default=[]),
+        include_system_namespaces=dict(type="bool", default=False),
+    ), mutually_exclusive=[("namespaces", "namespace_selector", "all_namespaces")])
+
 
 # Namespaces that platform components own; all_namespaces and selectors skip them
 # unless include_system_namespaces is set (IKS, OpenShift and common CNI ones).

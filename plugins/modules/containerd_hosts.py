@@ -326,9 +326,10 @@ containerd_config_backup_file:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils import containerd_hosts
+from ansible_collections.ibmcloud.registry.plugins.module_utils.argspec import ArgumentSpec
 
 
 def _settings_spec(with_url):
@@ -346,23 +347,25 @@ def _settings_spec(with_url):
     return spec
 
 
+def argument_spec():
+    """The options documented above (this module shares no option group)."""
+    return ArgumentSpec(dict(
+        registry=dict(type="str"),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        config_path=dict(type="path", default=containerd_hosts.DEFAULT_CONFIG_PATH),
+        server=dict(type="str"),
+        server_settings=dict(type="dict", options=_settings_spec(with_url=False)),
+        hosts=dict(type="list", elements="dict", default=[], options=_settings_spec(with_url=True)),
+        backup=dict(type="bool", default=False),
+        prune_except=dict(type="list", elements="str"),
+        containerd_config=dict(type="path", default="/etc/containerd/config.toml"),
+        containerd_config_check=dict(type="str", choices=["none", "check", "set"], default="none"),
+        containerd_version=dict(type="str"),
+    ))
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            registry=dict(type="str"),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            config_path=dict(type="path", default=containerd_hosts.DEFAULT_CONFIG_PATH),
-            server=dict(type="str"),
-            server_settings=dict(type="dict", options=_settings_spec(with_url=False)),
-            hosts=dict(type="list", elements="dict", default=[], options=_settings_spec(with_url=True)),
-            backup=dict(type="bool", default=False),
-            prune_except=dict(type="list", elements="str"),
-            containerd_config=dict(type="path", default="/etc/containerd/config.toml"),
-            containerd_config_check=dict(type="str", choices=["none", "check", "set"], default="none"),
-            containerd_version=dict(type="str"),
-        ),
-        supports_check_mode=True,
-    )
+    module = argument_spec().create_ansible_module(supports_check_mode=True)
     if not containerd_hosts.HAS_TOMLI_W:
         module.fail_json(msg=missing_required_lib("tomli_w"), exception=containerd_hosts.TOMLI_W_IMPORT_ERROR)
     if not containerd_hosts.HAS_TOML_READER:

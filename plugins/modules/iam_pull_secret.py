@@ -261,23 +261,36 @@ service_accounts:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ibmcloud.registry.plugins.module_utils.iam_pull_secrets import (
-    IAM_PULL_SECRET_ARG_SPEC,
+from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig import ICR_ENDPOINTS
+from ansible_collections.ibmcloud.registry.plugins.module_utils.iam import iam_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.iam_pull_secret_runner import (
+    DEFAULT_SECRET_NAME,
     run_iam_pull_secret,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import (
-    TARGET_MUTUALLY_EXCLUSIVE,
-)
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import kube_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import target_argument_spec
+
+
+def argument_spec():
+    """The options documented above: shared groups (each with its doc fragment), then this module's own."""
+    return kube_argument_spec().merge(target_argument_spec()).merge(iam_argument_spec()).add(
+        service_id=dict(type="str", required=True),
+        api_key_name=dict(type="str"),
+        api_key_description=dict(type="str", no_log=False),
+        rotate=dict(type="bool", default=False),
+        name=dict(type="str", default=DEFAULT_SECRET_NAME),
+        regions=dict(type="list", elements="str", default=["all"]),
+        endpoints=dict(type="list", elements="str", choices=list(ICR_ENDPOINTS), default=list(ICR_ENDPOINTS)),
+        email=dict(type="str"),
+        service_accounts=dict(type="list", elements="str", default=[]),
+        service_account_timeout=dict(type="int", default=30),
+        force=dict(type="bool", default=False),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+    )
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=IAM_PULL_SECRET_ARG_SPEC,
-        mutually_exclusive=TARGET_MUTUALLY_EXCLUSIVE,
-        supports_check_mode=True,
-    )
-    run_iam_pull_secret(module)
+    run_iam_pull_secret(argument_spec().create_ansible_module(supports_check_mode=True))
 
 
 if __name__ == "__main__":

@@ -160,16 +160,25 @@ account_id:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ibmcloud.registry.plugins.module_utils.iam_runners import (
-    IAM_REGISTRY_POLICY_ARG_SPEC,
-    run_iam_registry_policy,
-)
+from ansible_collections.ibmcloud.registry.plugins.module_utils.iam import iam_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.iam_runners import run_iam_registry_policy
+
+
+def argument_spec():
+    """The options documented above: shared groups (each with its doc fragment), then this module's own."""
+    return iam_argument_spec().add(
+        service_id=dict(type="str", required=True),
+        roles=dict(type="list", elements="str", default=["Reader"]),
+        regions=dict(type="list", elements="str", default=[]),
+        resource_namespaces=dict(type="list", elements="str", default=[], aliases=["registry_namespaces"]),
+        exclusive=dict(type="bool", default=False),
+        description=dict(type="str"),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+    )
 
 
 def main():
-    module = AnsibleModule(argument_spec=IAM_REGISTRY_POLICY_ARG_SPEC, supports_check_mode=True)
-    run_iam_registry_policy(module)
+    run_iam_registry_policy(argument_spec().create_ansible_module(supports_check_mode=True))
 
 
 if __name__ == "__main__":

@@ -113,16 +113,22 @@ api_keys:
   sample: [{id: ApiKey-2b9d..., name: mycluster-payments-key, created_at: "2026-01-02T03:04+0000", managed: true, action: deleted}]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ibmcloud.registry.plugins.module_utils.iam_runners import (
-    IAM_SERVICE_ID_ARG_SPEC,
-    run_iam_service_id,
-)
+from ansible_collections.ibmcloud.registry.plugins.module_utils.iam import iam_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.iam_runners import run_iam_service_id
+
+
+def argument_spec():
+    """The options documented above: shared groups (each with its doc fragment), then this module's own."""
+    return iam_argument_spec().add(
+        name=dict(type="str", required=True),
+        id=dict(type="str"),
+        description=dict(type="str"),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+    )
 
 
 def main():
-    module = AnsibleModule(argument_spec=IAM_SERVICE_ID_ARG_SPEC, supports_check_mode=True)
-    run_iam_service_id(module)
+    run_iam_service_id(argument_spec().create_ansible_module(supports_check_mode=True))
 
 
 if __name__ == "__main__":

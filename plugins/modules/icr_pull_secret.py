@@ -251,23 +251,42 @@ service_accounts:
   sample: [{namespace: dev, name: default, action: updated, added: [all-icr-io], removed: []}]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ibmcloud.registry.plugins.module_utils.runners import (
-    ICR_PULL_SECRET_ARG_SPEC,
-    run_icr_pull_secret,
-)
-from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import (
-    TARGET_MUTUALLY_EXCLUSIVE,
-)
+from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig import ICR_ENDPOINTS
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import kube_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secret_runners import run_icr_pull_secret
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secret_sources import DEFAULT_COPY_SOURCE
+from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import target_argument_spec
+
+
+def argument_spec():
+    """The options documented above: shared groups (each with its doc fragment), then this module's own."""
+    return kube_argument_spec().merge(target_argument_spec()).add(
+        name=dict(type="str"),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        iam_api_key=dict(type="str", no_log=True),
+        regions=dict(type="list", elements="str", default=["all"]),
+        endpoints=dict(type="list", elements="str", choices=list(ICR_ENDPOINTS), default=list(ICR_ENDPOINTS)),
+        entitlement_key=dict(type="str", no_log=True),
+        registry=dict(type="dict", options=dict(
+            server=dict(type="str", required=True),
+            username=dict(type="str", required=True),
+            password=dict(type="str", required=True, no_log=True),
+        )),
+        copy_from=dict(type="dict", options=dict(
+            namespace=dict(type="str", default=DEFAULT_COPY_SOURCE["namespace"]),
+            name=dict(type="str", default=DEFAULT_COPY_SOURCE["name"]),
+        )),
+        email=dict(type="str"),
+        service_accounts=dict(type="list", elements="str", default=[]),
+        service_account_timeout=dict(type="int", default=30),
+        validate_credentials=dict(type="bool", default=False),
+        registry_ca_path=dict(type="path"),
+        force=dict(type="bool", default=False),
+    )
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=ICR_PULL_SECRET_ARG_SPEC,
-        mutually_exclusive=TARGET_MUTUALLY_EXCLUSIVE,
-        supports_check_mode=True,
-    )
-    run_icr_pull_secret(module)
+    run_icr_pull_secret(argument_spec().create_ansible_module(supports_check_mode=True))
 
 
 if __name__ == "__main__":

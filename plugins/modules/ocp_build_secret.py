@@ -188,16 +188,29 @@ flavour:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift_runners import (
-    BUILD_SECRET_ARG_SPEC,
-    run_ocp_build_secret,
-)
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import kube_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift_runners import run_ocp_build_secret
+from ansible_collections.ibmcloud.registry.plugins.module_utils.service_accounts import LINK_FIELDS
+
+
+def argument_spec():
+    """The options documented above: shared groups (each with its doc fragment), then this module's own."""
+    return kube_argument_spec().add(
+        namespace=dict(type="str", required=True),
+        push_secret=dict(type="str", no_log=False),
+        pull_secret=dict(type="str", no_log=False),
+        build_configs=dict(type="list", elements="str", default=[]),
+        service_account=dict(type="str", default="builder"),
+        service_account_timeout=dict(type="int", default=30),
+        link_service_account=dict(type="bool", default=True),
+        link_for=dict(type="list", elements="str", choices=sorted(LINK_FIELDS), default=["pull", "mount"]),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        missing_secret=dict(type="str", choices=["warn", "fail", "ignore"], default="warn"),
+    )
 
 
 def main():
-    module = AnsibleModule(argument_spec=BUILD_SECRET_ARG_SPEC, supports_check_mode=True)
-    run_ocp_build_secret(module)
+    run_ocp_build_secret(argument_spec().create_ansible_module(supports_check_mode=True))
 
 
 if __name__ == "__main__":

@@ -180,16 +180,32 @@ flavour:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift_runners import (
-    IMAGE_STREAM_TAG_ARG_SPEC,
-    run_ocp_image_stream_tag,
-)
+from ansible_collections.ibmcloud.registry.plugins.module_utils import openshift as ocp
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import kube_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift_runners import run_ocp_image_stream_tag
+
+
+def argument_spec():
+    """The options documented above: shared groups (each with its doc fragment), then this module's own."""
+    return kube_argument_spec().add(
+        namespace=dict(type="str"),
+        images=dict(type="list", elements="dict", required=True, options=dict(
+            source=dict(type="str", required=True),
+            target=dict(type="str", required=True),
+            reference_policy=dict(type="str", choices=list(ocp.REFERENCE_POLICIES)),
+            scheduled=dict(type="bool"),
+            insecure=dict(type="bool"),
+            import_mode=dict(type="str", choices=list(ocp.IMPORT_MODES)),
+        )),
+        reference_policy=dict(type="str", choices=list(ocp.REFERENCE_POLICIES), default="Local"),
+        scheduled=dict(type="bool", default=True),
+        insecure=dict(type="bool", default=False),
+        import_mode=dict(type="str", choices=list(ocp.IMPORT_MODES)),
+    )
 
 
 def main():
-    module = AnsibleModule(argument_spec=IMAGE_STREAM_TAG_ARG_SPEC, supports_check_mode=True)
-    run_ocp_image_stream_tag(module)
+    run_ocp_image_stream_tag(argument_spec().create_ansible_module(supports_check_mode=True))
 
 
 if __name__ == "__main__":

@@ -203,24 +203,32 @@ flavour:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift_runners import (
-    INTERNAL_PULL_SECRET_ARG_SPEC,
-    run_ocp_internal_pull_secret,
-)
-from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import (
-    TARGET_MUTUALLY_EXCLUSIVE,
-)
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import kube_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift_runners import run_ocp_internal_pull_secret
+from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import target_argument_spec
+
+
+def argument_spec():
+    """The options documented above: shared groups (each with its doc fragment), then this module's own."""
+    return kube_argument_spec().merge(target_argument_spec()).add(
+        mutually_exclusive=[("registry_host", "route_name"), ("registry_host", "route_namespace")],
+        name=dict(type="str", default="internal-registry"),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        source_namespace=dict(type="str", default="default"),
+        source_service_account=dict(type="str", default="default"),
+        registry_host=dict(type="str"),
+        registry_port=dict(type="int"),
+        route_name=dict(type="str"),
+        route_namespace=dict(type="str"),
+        email=dict(type="str"),
+        service_accounts=dict(type="list", elements="str", default=["default"]),
+        service_account_timeout=dict(type="int", default=30),
+        force=dict(type="bool", default=False),
+    )
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=INTERNAL_PULL_SECRET_ARG_SPEC,
-        mutually_exclusive=TARGET_MUTUALLY_EXCLUSIVE + [("registry_host", "route_name"),
-                                                        ("registry_host", "route_namespace")],
-        supports_check_mode=True,
-    )
-    run_ocp_internal_pull_secret(module)
+    run_ocp_internal_pull_secret(argument_spec().create_ansible_module(supports_check_mode=True))
 
 
 if __name__ == "__main__":

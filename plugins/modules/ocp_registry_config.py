@@ -190,16 +190,24 @@ flavour:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift_runners import (
-    REGISTRY_CONFIG_ARG_SPEC,
-    run_ocp_registry_config,
-)
+from ansible_collections.ibmcloud.registry.plugins.module_utils import openshift as ocp
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import kube_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift_runners import run_ocp_registry_config
+
+
+def argument_spec():
+    """The options documented above: shared groups (each with its doc fragment), then this module's own."""
+    return kube_argument_spec().add(
+        storage=dict(type="str", choices=["emptyDir", "pvc"]),
+        allow_non_persistent_storage=dict(type="bool", default=False),
+        pvc_claim=dict(type="str"),
+        management_state=dict(type="str", choices=list(ocp.MANAGEMENT_STATES)),
+        default_route=dict(type="bool"),
+    )
 
 
 def main():
-    module = AnsibleModule(argument_spec=REGISTRY_CONFIG_ARG_SPEC, supports_check_mode=True)
-    run_ocp_registry_config(module)
+    run_ocp_registry_config(argument_spec().create_ansible_module(supports_check_mode=True))
 
 
 if __name__ == "__main__":

@@ -206,16 +206,34 @@ flavour:
   sample: openshift4
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift_runners import (
-    ROUTE_ARG_SPEC,
-    run_ocp_registry_route,
-)
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import kube_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift_runners import run_ocp_registry_route
+
+
+def argument_spec():
+    """The options documented above: shared groups (each with its doc fragment), then this module's own."""
+    return kube_argument_spec().add(
+        name=dict(type="str"),
+        namespace=dict(type="str"),
+        service=dict(type="str"),
+        target_port=dict(type="str", default="5000-tcp"),
+        termination=dict(type="str", choices=["reencrypt", "passthrough"], default="reencrypt"),
+        hostname=dict(type="str"),
+        tls=dict(type="dict", options=dict(
+            certificate=dict(type="str"),
+            key=dict(type="str", no_log=True),
+            ca_certificate=dict(type="str"),
+            destination_ca_certificate=dict(type="str"),
+        )),
+        balance=dict(type="str", choices=["source", "roundrobin", "leastconn", "random"], default="source"),
+        annotations=dict(type="dict", default={}),
+        wait=dict(type="bool", default=True),
+        wait_timeout=dict(type="int", default=120),
+    )
 
 
 def main():
-    module = AnsibleModule(argument_spec=ROUTE_ARG_SPEC, supports_check_mode=True)
-    run_ocp_registry_route(module)
+    run_ocp_registry_route(argument_spec().create_ansible_module(supports_check_mode=True))
 
 
 if __name__ == "__main__":

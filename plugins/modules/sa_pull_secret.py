@@ -145,23 +145,26 @@ missing_secrets:
   sample: {dev: [entitled-cp-icr-io]}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ibmcloud.registry.plugins.module_utils.runners import (
-    SA_PULL_SECRET_ARG_SPEC,
-    run_sa_pull_secret,
-)
-from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import (
-    TARGET_MUTUALLY_EXCLUSIVE,
-)
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import kube_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secret_runners import run_sa_pull_secret
+from ansible_collections.ibmcloud.registry.plugins.module_utils.service_accounts import LINK_FIELDS
+from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import target_argument_spec
+
+
+def argument_spec():
+    """The options documented above: shared groups (each with its doc fragment), then this module's own."""
+    return kube_argument_spec().merge(target_argument_spec()).add(
+        service_accounts=dict(type="list", elements="str", default=["default"], aliases=["service_account"]),
+        service_account_timeout=dict(type="int", default=30),
+        secrets=dict(type="list", elements="str", required=True, aliases=["secret"], no_log=False),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        missing_secret=dict(type="str", choices=["warn", "fail", "ignore"], default="warn"),
+        **{"for": dict(type="list", elements="str", choices=sorted(LINK_FIELDS), default=["pull"])}
+    )
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=SA_PULL_SECRET_ARG_SPEC,
-        mutually_exclusive=TARGET_MUTUALLY_EXCLUSIVE,
-        supports_check_mode=True,
-    )
-    run_sa_pull_secret(module)
+    run_sa_pull_secret(argument_spec().create_ansible_module(supports_check_mode=True))
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ def parts():
 
 
 PARTS = parts()
+PART_KEYS = load(os.path.join(REPO, "playbooks", "vars", "part_keys.yml"))["registry_part_keys"]
 
 
 def module_defaults_keys(part):
@@ -64,7 +65,6 @@ def module_defaults_keys(part):
     play = load(os.path.join(REPO, "playbooks", "site.yml"))[0]
     return sorted(set(key for options in play["module_defaults"].values() for value in options.values()
                       for key in re.findall(r"\b%s\.(\w+)" % part, value)))
-PART_KEYS = load(os.path.join(REPO, "playbooks", "vars", "part_keys.yml"))["registry_part_keys"]
 
 
 def jinja_literal(text):

@@ -14,6 +14,7 @@ import os
 
 import pytest
 
+from ansible_collections.ibmcloud.registry.plugins.module_utils.argspec import ArgumentSpec
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
 MODULES_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "plugins", "modules")
@@ -24,23 +25,10 @@ for _option in AUTH_ARG_SPEC.values():
     CONNECTION_NAMES.update(_option.get("aliases") or [])
 
 
-class _SpecCaptured(Exception):
-    pass
-
-
-def argument_spec(module_name, monkeypatch):
-    """The argument_spec the module's main() gives AnsibleModule."""
+def argument_spec(module_name):
+    """The argument spec the module gives AnsibleModule (its argument_spec(), beside DOCUMENTATION)."""
     module = importlib.import_module("ansible_collections.ibmcloud.registry.plugins.modules." + module_name)
-    captured = {}
-
-    def capture(argument_spec, **_kwargs):
-        captured.update(argument_spec)
-        raise _SpecCaptured()
-
-    monkeypatch.setattr(module, "AnsibleModule", capture)
-    with pytest.raises(_SpecCaptured):
-        module.main()
-    return captured
+    return module.argument_spec().argument_spec
 
 
 def test_every_module_is_checked():
@@ -59,14 +47,30 @@ def connection_collisions(spec):
 
 
 @pytest.mark.parametrize("module_name", MODULE_NAMES)
-def test_own_options_do_not_take_connection_names(module_name, monkeypatch):
-    assert connection_collisions(argument_spec(module_name, monkeypatch)) == []
+def test_own_options_do_not_take_connection_names(module_name):
+    assert connection_collisions(argument_spec(module_name)) == []
 
 
-def test_the_check_catches_a_collision(monkeypatch):
+def test_the_check_catches_a_collision():
     """The check fails on the bug it guards against: host as the route's host name."""
-    spec = argument_spec("ocp_registry_route", monkeypatch)
+    spec = argument_spec("ocp_registry_route")
     assert connection_collisions(dict(spec, host=dict(type="str", aliases=["hostname"]))) == \
         ["host (redefined)"]
     assert connection_collisions(dict(spec, route_host=dict(type="str", aliases=["api_key"]))) == \
         ["api_key (option route_host)"]
+
+
+def test_an_option_cannot_be_defined_twice():
+    spec = ArgumentSpec(dict(name=dict(type="str")), mutually_exclusive=[("a", "b")])
+    with pytest.raises(ValueError, match="options defined twice: name"):
+        spec.merge(ArgumentSpec(dict(name=dict(type="str", default="x"))))
+    spec.merge(ArgumentSpec(dict(other=dict(type="int")), mutually_exclusive=[("c", "d")]))
+    assert sorted(spec.argument_spec) == ["name", "other"]
+    assert spec.mutually_exclusive == [("a", "b"), ("c", "d")]
+
+
+@pytest.mark.parametrize("module_name", ["icr_pull_secret", "sa_pull_secret", "iam_pull_secret",
+                                         "ocp_internal_pull_secret"])
+def test_targeting_modules_keep_the_targeting_constraint(module_name):
+    module = importlib.import_module("ansible_collections.ibmcloud.registry.plugins.modules." + module_name)
+    assert ("namespaces", "namespace_selector", "all_namespaces") in module.argument_spec().mutually_exclusive

@@ -17,7 +17,6 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig imp
     fingerprint,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (
-    KUBE_ARG_SPEC,
     KubeError,
     get_kube_client,
     validate_kube_params,
@@ -30,61 +29,18 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.registry_login i
     check_login,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.service_accounts import (
-    LINK_FIELDS,
     ensure_links,
     missing_secrets,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.sources import (
-    SOURCE_ARG_SPEC,
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secret_sources import (
     default_secret_name,
     desired_config,
     validate_source_params,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import (
-    TARGET_ARG_SPEC,
     object_name_error,
     resolve_namespaces,
     validate_target_params,
-)
-
-SERVICE_ACCOUNT_ARG_SPEC = dict(
-    service_account_timeout=dict(type="int", default=30),
-)
-
-ICR_PULL_SECRET_ARG_SPEC = dict(
-    KUBE_ARG_SPEC,
-    **dict(
-        TARGET_ARG_SPEC,
-        **dict(
-            SOURCE_ARG_SPEC,
-            **dict(
-                SERVICE_ACCOUNT_ARG_SPEC,
-                name=dict(type="str"),
-                state=dict(type="str", choices=["present", "absent"], default="present"),
-                service_accounts=dict(type="list", elements="str", default=[]),
-                validate_credentials=dict(type="bool", default=False),
-                registry_ca_path=dict(type="path"),
-                force=dict(type="bool", default=False),
-            )
-        )
-    )
-)
-
-SA_PULL_SECRET_ARG_SPEC = dict(
-    KUBE_ARG_SPEC,
-    **dict(
-        TARGET_ARG_SPEC,
-        **dict(
-            SERVICE_ACCOUNT_ARG_SPEC,
-            service_accounts=dict(type="list", elements="str", default=["default"],
-                                  aliases=["service_account"]),
-            secrets=dict(type="list", elements="str", required=True, aliases=["secret"], no_log=False),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            missing_secret=dict(type="str", choices=["warn", "fail", "ignore"], default="warn"),
-            **{"for": dict(type="list", elements="str", choices=sorted(LINK_FIELDS),
-                           default=["pull"])}
-        )
-    )
 )
 
 

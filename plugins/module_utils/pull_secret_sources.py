@@ -15,7 +15,6 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig imp
     ENTITLED_REGISTRY,
     ENTITLED_USERNAME,
     IAM_API_KEY_USERNAME,
-    ICR_ENDPOINTS,
     DockerConfigError,
     build_dockerconfig,
     decode_secret,
@@ -34,24 +33,6 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import
 SOURCE_OPTIONS = ("iam_api_key", "entitlement_key", "registry", "copy_from")
 DEFAULT_COPY_SOURCE = {"namespace": "default", "name": "all-icr-io"}
 ENTITLED_SECRET_NAME = "entitled-cp-icr-io"
-
-SOURCE_ARG_SPEC = dict(
-    iam_api_key=dict(type="str", no_log=True),
-    regions=dict(type="list", elements="str", default=["all"]),
-    endpoints=dict(type="list", elements="str", choices=list(ICR_ENDPOINTS),
-                   default=list(ICR_ENDPOINTS)),
-    entitlement_key=dict(type="str", no_log=True),
-    registry=dict(type="dict", options=dict(
-        server=dict(type="str", required=True),
-        username=dict(type="str", required=True),
-        password=dict(type="str", required=True, no_log=True),
-    )),
-    copy_from=dict(type="dict", options=dict(
-        namespace=dict(type="str", default=DEFAULT_COPY_SOURCE["namespace"]),
-        name=dict(type="str", default=DEFAULT_COPY_SOURCE["name"]),
-    )),
-    email=dict(type="str"),
-)
 
 
 def chosen_source(params):

@@ -18,7 +18,6 @@ __metaclass__ = type
 from ansible_collections.ibmcloud.registry.plugins.module_utils import results
 from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig import (
     IAM_API_KEY_USERNAME,
-    ICR_ENDPOINTS,
     DockerConfigError,
     build_dockerconfig,
     decode_secret,
@@ -26,7 +25,6 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig imp
     icr_domains,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.iam import (
-    IAM_ARG_SPEC,
     IamError,
     get_iam_client,
     validate_iam_params,
@@ -43,15 +41,13 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.iam_plan import 
     value_fingerprint,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (
-    KUBE_ARG_SPEC,
     KubeError,
     get_kube_client,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets import (
     ensure_pull_secrets,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.runners import (
-    SERVICE_ACCOUNT_ARG_SPEC,
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secret_runners import (
     common_errors,
     fail_on_errors,
 )
@@ -59,7 +55,6 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.service_accounts
     ensure_links,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import (
-    TARGET_ARG_SPEC,
     find_named,
     object_name_error,
     resolve_namespaces,
@@ -69,31 +64,6 @@ DEFAULT_SECRET_NAME = "all-icr-io"
 # Stands in for a key that check mode does not create; never sent anywhere.
 CHECK_MODE_KEY = "check-mode-placeholder-not-a-key"
 MAX_KEY_LOOKUPS = 5
-
-IAM_PULL_SECRET_ARG_SPEC = dict(
-    KUBE_ARG_SPEC,
-    **dict(
-        TARGET_ARG_SPEC,
-        **dict(
-            IAM_ARG_SPEC,
-            **dict(
-                SERVICE_ACCOUNT_ARG_SPEC,
-                service_id=dict(type="str", required=True),
-                api_key_name=dict(type="str"),
-                api_key_description=dict(type="str", no_log=False),
-                rotate=dict(type="bool", default=False),
-                name=dict(type="str", default=DEFAULT_SECRET_NAME),
-                regions=dict(type="list", elements="str", default=["all"]),
-                endpoints=dict(type="list", elements="str", choices=list(ICR_ENDPOINTS),
-                               default=list(ICR_ENDPOINTS)),
-                email=dict(type="str"),
-                service_accounts=dict(type="list", elements="str", default=[]),
-                force=dict(type="bool", default=False),
-                state=dict(type="str", choices=["present", "absent"], default="present"),
-            )
-        )
-    )
-)
 
 
 def _fail(module, exc, **extra):
