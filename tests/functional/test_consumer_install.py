@@ -86,3 +86,22 @@ def test_readme_playbook_runs_from_the_fresh_install(consumer, cluster, unique_n
     filename = json.loads(doc.stdout)["ibmcloud.registry.icr_pull_secret"]["doc"]["filename"]
     assert filename.startswith(consumer["collections"]), filename
     assert not filename.startswith(fresh_env.REPO + os.sep + "plugins")
+
+
+def test_install_from_a_git_url(consumer, tmp_path):
+    """`ansible-galaxy collection install git+<url>,<ref>`: here the URL of this repository on
+    disk (git+file://), at the committed HEAD; Git hosting serves the same repository."""
+    collections = fresh_env.new_collections_path(str(tmp_path / "collections"))
+    env = fresh_env.clean_env(consumer["bin"], collections)
+    env["PATH"] += os.pathsep + "/usr/local/bin"
+    fresh_env.run([os.path.join(consumer["bin"], "ansible-galaxy"), "collection", "install",
+                   "git+file://%s,HEAD" % fresh_env.REPO, "-p", collections, "--offline"], env=env, cwd=str(tmp_path))
+    root = os.path.join(collections, "ansible_collections", "ibmcloud", "registry")
+    with open(os.path.join(root, "MANIFEST.json"), encoding="utf-8") as handle:
+        manifest = json.load(handle)["collection_info"]
+    assert manifest["version"] == fresh_env.galaxy_meta()["version"]
+    assert os.path.isfile(os.path.join(root, "plugins", "modules", "icr_pull_secret.py"))
+    assert not os.path.exists(os.path.join(root, ".venv")) and not os.path.exists(os.path.join(root, ".cluster"))
+    doc = fresh_env.run([os.path.join(consumer["bin"], "ansible-doc"), "--json", "ibmcloud.registry.icr_pull_secret"],
+                        env=env)
+    assert json.loads(doc.stdout)["ibmcloud.registry.icr_pull_secret"]["doc"]["filename"].startswith(root)
