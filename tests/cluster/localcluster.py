@@ -1,8 +1,14 @@
 """A real Kubernetes control plane on loopback for the tests: etcd, kube-apiserver and
-kube-controller-manager, started from binaries that build-k8s.sh caches.
+kube-controller-manager, started from binaries that build-k8s.sh caches (1.20.2 from
+Debian's source package).
+
+With ``--node`` (node=True) it is a current single-node cluster instead: Kubernetes,
+etcd and containerd built from Go modules by build-go.sh (versions.env), plus
+kube-scheduler, one worker node (containerd + kubelet, localnode.py) and a private
+registry holding a small image; cluster.json then also has ``registry`` and ``node``.
 
 Usable as a module (ensure_running, stop, info) and as a CLI:
-    python tests/cluster/localcluster.py start|stop|status [--dir DIR]
+    python tests/cluster/localcluster.py start|stop|status [--dir DIR] [--node] [--all]
 
 The state directory (default <repo>/.cluster, or $IBMREG_CLUSTER_DIR) holds everything
 one cluster needs, so two clusters run side by side in two directories.
@@ -28,6 +34,8 @@ import time
 import urllib.error
 import urllib.request
 
+import localnode
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 READY_TIMEOUT = 90
@@ -42,6 +50,14 @@ USERS = {
     "fixture": "system:masters",
     "system:kube-controller-manager": "system:masters",
 }
+
+# A node cluster's extra identities: the scheduler (bound by default RBAC) and the
+# kubelet (Node authorizer and NodeRestriction).
+NODE_USERS = {
+    "system:kube-scheduler": "",
+    f"system:node:{localnode.NODE_NAME}": "system:nodes",
+}
+NODE_READY_TIMEOUT = 120
 
 AUDIT_POLICY = """\
 apiVersion: audit.k8s.io/v1
@@ -66,6 +82,11 @@ class ClusterInfo:
     audit_log: str
     pids: dict
     ports: dict
+    # Node clusters only: the server's version, the node's name and the registry
+    # ({host, address, ca, username, password, entitlement_key, image, entitled_image}).
+    version: str = ""
+    node: str = ""
+    registry: dict = dataclasses.field(default_factory=dict)
 
 
 def default_dir() -> str:
@@ -99,11 +120,11 @@ def _gone(proc: dict) -> bool:
     return stat is None or stat[1] != proc["start"]
 
 
-def _spawn(state_dir: str, name: str, argv: list) -> dict:
+def _spawn(state_dir: str, name: str, argv: list, env: dict | None = None) -> dict:
     # A new session per component: stop() can signal the whole process group.
     with open(_path(state_dir, "logs", f"{name}.log"), "ab") as log:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                 start_new_session=True, cwd=state_dir)
+                                 start_new_session=True, cwd=state_dir, env=env)
     return {"pid": child.pid, "start": _stat(child.pid)[1]}
 
 
@@ -139,8 +160,14 @@ def _stop_one(proc: dict) -> None:
         raise RuntimeError(f"process still running after SIGKILL: {proc}")
 
 
-def _terminate(procs: dict) -> None:
+def _terminate(procs: dict, state_dir: str | None = None, node_ns: str | None = None) -> None:
     # Reverse start order: kube-apiserver hangs in its graceful shutdown if etcd goes first.
+    # A node goes first: kubelet, then its containers, shims and containerd, its mount
+    # namespace and cgroups (localnode.stop).
+    if "kubelet" in procs:
+        _stop_one(procs["kubelet"])
+    if state_dir and ("node-ns" in procs or node_ns):
+        localnode.stop(state_dir, node_ns)
     for proc in reversed(list(procs.values())):
         _stop_one(proc)
     # Dead now. Zombies go once their parent reaps them: this process, or init for a CLI
@@ -183,7 +210,7 @@ def _make_pki(pki: str) -> None:
     _openssl("rsa", "-in", p("sa.key"), "-pubout", "-out", p("sa.pub"))
 
 
-def _tokens(state_dir: str) -> dict:
+def _tokens(state_dir: str, users: dict) -> dict:
     """Token per user, kept across restarts so that written kubeconfigs stay valid."""
     path = _path(state_dir, "tokens.csv")
     tokens = {}
@@ -192,10 +219,10 @@ def _tokens(state_dir: str) -> dict:
             for line in csv:
                 token, user = line.split(",")[:2]
                 tokens[user] = token
-    if set(tokens) != set(USERS):
-        tokens = {user: secrets.token_hex(24) for user in USERS}
+    if set(tokens) != set(users):
+        tokens = {user: secrets.token_hex(24) for user in users}
         with open(path, "w", encoding="ascii") as csv:
-            for user, groups in USERS.items():
+            for user, groups in users.items():
                 csv.write(f'{tokens[user]},{user},{user},"{groups}"\n')
         os.chmod(path, 0o600)
     return tokens
@@ -235,6 +262,17 @@ def _healthy(cluster: ClusterInfo, state: dict) -> bool:
             and _get(cluster.server + "/readyz", cluster.admin_token, cluster.ca) == 200)
 
 
+def _get_json(cluster: ClusterInfo, path: str) -> dict | None:
+    request = urllib.request.Request(cluster.server + path,
+                                     headers={"Authorization": f"Bearer {cluster.fixture_token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5,
+                                    context=ssl.create_default_context(cafile=cluster.ca)) as response:
+            return json.load(response)
+    except (OSError, ssl.SSLError, ValueError):
+        return None
+
+
 def _log_tail(state_dir: str, name: str, lines: int = 25) -> str:
     try:
         with open(_path(state_dir, "logs", f"{name}.log"), encoding="utf-8", errors="replace") as log:
@@ -243,15 +281,15 @@ def _log_tail(state_dir: str, name: str, lines: int = 25) -> str:
         return ""
 
 
-def _wait(state_dir: str, procs: dict, what: str, check) -> None:
+def _wait(state_dir: str, procs: dict, what: str, check, timeout: float = READY_TIMEOUT) -> None:
     """Poll check() until it is true; fail early, with the log, if a component died."""
-    deadline = time.monotonic() + READY_TIMEOUT
+    deadline = time.monotonic() + timeout
     while not check():
         for name, proc in procs.items():
             if not _alive(proc):
                 raise RuntimeError(f"{name} exited while waiting for {what}:\n{_log_tail(state_dir, name)}")
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not ready after {READY_TIMEOUT}s (logs in {state_dir}/logs)")
+            raise TimeoutError(f"{what} not ready after {timeout}s (logs in {state_dir}/logs)")
         time.sleep(0.2)
 
 
@@ -266,8 +304,42 @@ def k8s_bin_dir() -> str:
     return out.strip().splitlines()[-1]
 
 
-def _apiserver_argv(bin_dir: str, state_dir: str, ports: dict) -> list:
+def go_bin_dirs() -> dict:
+    """{component: bin dir} of the Go-module builds (build-go.sh; cached per version)."""
+    out = subprocess.run(["bash", os.path.join(HERE, "build-go.sh")], check=True,
+                         stdout=subprocess.PIPE, text=True).stdout
+    return dict(line.split("=", 1) for line in out.strip().splitlines() if "=" in line)
+
+
+def _apiserver_argv(bin_dir: str, state_dir: str, ports: dict, node: bool = False) -> list:
     pki = _path(state_dir, "pki")
+    if node:
+        # Kubernetes >= 1.24: no insecure port. The Node authorizer and NodeRestriction
+        # for the kubelet; the kubelet is reached by its name (localhost), never by the
+        # VM's eth0 address, with a client certificate its x509 authentication accepts.
+        return [
+            os.path.join(bin_dir, "kube-apiserver"),
+            f"--etcd-servers=http://127.0.0.1:{ports['etcd_client']}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={ports['apiserver']}",
+            f"--tls-cert-file={pki}/apiserver.crt",
+            f"--tls-private-key-file={pki}/apiserver.key",
+            f"--token-auth-file={state_dir}/tokens.csv",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            f"--service-account-key-file={pki}/sa.pub",
+            f"--service-account-signing-key-file={pki}/sa.key",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            "--service-cluster-ip-range=10.96.0.0/24",
+            "--kubelet-preferred-address-types=Hostname",
+            f"--kubelet-client-certificate={pki}/kubelet-client.crt",
+            f"--kubelet-client-key={pki}/kubelet-client.key",
+            f"--audit-policy-file={state_dir}/audit-policy.yaml",
+            f"--audit-log-path={state_dir}/audit.log",
+            "--audit-log-format=json",
+            "--audit-log-mode=blocking",
+            "--audit-log-maxsize=0",
+        ]
     return [
         os.path.join(bin_dir, "kube-apiserver"),
         f"--etcd-servers=http://127.0.0.1:{ports['etcd_client']}",
@@ -291,9 +363,9 @@ def _apiserver_argv(bin_dir: str, state_dir: str, ports: dict) -> list:
     ]
 
 
-def _controller_manager_argv(bin_dir: str, state_dir: str) -> list:
+def _controller_manager_argv(bin_dir: str, state_dir: str, node: bool = False) -> list:
     pki = _path(state_dir, "pki")
-    return [
+    argv = [
         os.path.join(bin_dir, "kube-controller-manager"),
         f"--kubeconfig={state_dir}/kubeconfig-controller-manager",
         f"--service-account-private-key-file={pki}/sa.key",
@@ -306,13 +378,20 @@ def _controller_manager_argv(bin_dir: str, state_dir: str) -> list:
         "--kube-api-qps=500",
         "--kube-api-burst=1000",
     ]
+    # --port (the insecure port) is gone since 1.24.
+    return [a for a in argv if a != "--port=0"] if node else argv
 
 
-def _etcd_argv(state_dir: str, ports: dict) -> list:
+def _scheduler_argv(bin_dir: str, state_dir: str) -> list:
+    return [os.path.join(bin_dir, "kube-scheduler"), f"--kubeconfig={state_dir}/kubeconfig-scheduler",
+            "--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0"]
+
+
+def _etcd_argv(state_dir: str, ports: dict, etcd: str | None = None) -> list:
     client = f"http://127.0.0.1:{ports['etcd_client']}"
     peer = f"http://127.0.0.1:{ports['etcd_peer']}"
     return [
-        shutil.which("etcd") or "etcd",
+        etcd or shutil.which("etcd") or "etcd",
         "--name=local",
         f"--data-dir={state_dir}/etcd",
         f"--listen-client-urls={client}",
@@ -323,9 +402,9 @@ def _etcd_argv(state_dir: str, ports: dict) -> list:
     ]
 
 
-def _prepare(state_dir: str) -> tuple:
+def _prepare(state_dir: str, node: bool = False) -> tuple:
     """Fresh etcd data, logs and audit log; keys and tokens are kept. Returns (tokens, ports)."""
-    for stale in ("etcd", "logs"):
+    for stale in ("etcd", "logs", "registry/data"):
         shutil.rmtree(_path(state_dir, stale), ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
         os.remove(_path(state_dir, "audit.log"))
@@ -334,14 +413,24 @@ def _prepare(state_dir: str) -> tuple:
     with open(_path(state_dir, "audit-policy.yaml"), "w", encoding="ascii") as policy:
         policy.write(AUDIT_POLICY)
     ports = {"etcd_client": _free_port(), "etcd_peer": _free_port(), "apiserver": _free_port()}
-    return _tokens(state_dir), ports
+    users = dict(USERS)
+    if node:
+        users.update(NODE_USERS)
+        ports.update(registry=_free_port(), kubelet=_free_port(), kubelet_healthz=_free_port())
+        # What kube-apiserver presents to the kubelet (x509 client CA = the cluster's CA).
+        localnode.sign(_path(state_dir, "pki"), "kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client",
+                       "", "clientAuth")
+    return _tokens(state_dir, users), ports
 
 
 def _write_configs(state_dir: str, server: str, tokens: dict) -> ClusterInfo:
     ca = _path(state_dir, "pki", "ca.crt")
     files = {"admin": "kubeconfig", "fixture": "kubeconfig-fixture",
-             "system:kube-controller-manager": "kubeconfig-controller-manager"}
+             "system:kube-controller-manager": "kubeconfig-controller-manager",
+             "system:kube-scheduler": "kubeconfig-scheduler"}
     for user, name in files.items():
+        if user not in tokens:
+            continue
         _write_kubeconfig(_path(state_dir, name), server, ca, user, tokens[user])
     return ClusterInfo(state_dir=state_dir, server=server, ca=ca, admin_token=tokens["admin"],
                        fixture_token=tokens["fixture"], kubeconfig=_path(state_dir, "kubeconfig"),
@@ -354,28 +443,68 @@ def _default_sa_exists(cluster: ClusterInfo) -> bool:
     return _get(url, cluster.fixture_token, cluster.ca) == 200
 
 
-def _start(state_dir: str) -> ClusterInfo:
-    bin_dir = k8s_bin_dir()
-    tokens, ports = _prepare(state_dir)
+def _start(state_dir: str, node: bool = False) -> ClusterInfo:
+    if node:
+        bins = go_bin_dirs()
+        bin_dir, etcd = bins["kubernetes"], os.path.join(bins["etcd"], "etcd")
+    else:
+        bins, bin_dir, etcd = {}, k8s_bin_dir(), None
+    tokens, ports = _prepare(state_dir, node)
     cluster = _write_configs(state_dir, f"https://127.0.0.1:{ports['apiserver']}", tokens)
     procs = {}
-    state = {"procs": procs, "ports": ports}
+    state = {"procs": procs, "ports": ports, "node_ns": None}
     try:
-        procs["etcd"] = _spawn(state_dir, "etcd", _etcd_argv(state_dir, ports))
+        procs["etcd"] = _spawn(state_dir, "etcd", _etcd_argv(state_dir, ports, etcd))
         _save(state_dir, cluster, state)
         _wait(state_dir, procs, "etcd", lambda: _get(f"http://127.0.0.1:{ports['etcd_client']}/health") == 200)
-        procs["kube-apiserver"] = _spawn(state_dir, "kube-apiserver", _apiserver_argv(bin_dir, state_dir, ports))
+        procs["kube-apiserver"] = _spawn(state_dir, "kube-apiserver",
+                                         _apiserver_argv(bin_dir, state_dir, ports, node))
         _save(state_dir, cluster, state)
         _wait(state_dir, procs, "kube-apiserver /readyz", lambda: _healthy(cluster, state))
         procs["kube-controller-manager"] = _spawn(state_dir, "kube-controller-manager",
-                                                  _controller_manager_argv(bin_dir, state_dir))
+                                                  _controller_manager_argv(bin_dir, state_dir, node))
         _save(state_dir, cluster, state)
+        if node:
+            _start_node(state_dir, cluster, state, bins)
         # The service account controller answering proves the controller-manager works.
         _wait(state_dir, procs, "the default ServiceAccount", lambda: _default_sa_exists(cluster))
     except BaseException:
-        _terminate(procs)
+        _terminate(procs, state_dir if node else None, state.get("node_ns"))
         raise
     return _load(state_dir)
+
+
+def _start_node(state_dir: str, cluster: ClusterInfo, state: dict, bins: dict) -> None:
+    """kube-scheduler, the registry (with its image) and the node, until the node is Ready."""
+    procs, ports = state["procs"], state["ports"]
+    tokens = _tokens(state_dir, {**USERS, **NODE_USERS})
+    version = _get_json(cluster, "/version") or {}
+    cluster.version = version.get("gitVersion", "")
+    procs["kube-scheduler"] = _spawn(state_dir, "kube-scheduler", _scheduler_argv(bins["kubernetes"], state_dir))
+    procs["registry"] = _spawn(state_dir, "registry", localnode.registry_argv(state_dir, ports["registry"]))
+    _save(state_dir, cluster, state)
+    registry = f"https://127.0.0.1:{ports['registry']}/v2/"
+    _wait(state_dir, procs, "the registry", lambda: _get(registry, ca=cluster.ca) == 401)
+    localnode.push_app_image(state_dir, ports["registry"])
+    cluster.registry = localnode.registry_info(state_dir, ports["registry"])
+    localnode.write_files(state_dir, cluster.server, tokens[f"system:node:{localnode.NODE_NAME}"], ports)
+    procs["node-ns"] = _spawn(state_dir, "node-ns", localnode.holder_argv(state_dir))
+    _save(state_dir, cluster, state)
+    _wait(state_dir, procs, "the node's mount namespace",
+          lambda: os.path.exists(os.path.join(localnode.node_dir(state_dir), "ns-ready")))
+    holder = procs["node-ns"]["pid"]
+    state["node_ns"] = localnode.mount_ns(holder)
+    env = localnode.node_env(bins)
+    procs["containerd"] = _spawn(state_dir, "containerd", localnode.containerd_argv(state_dir, bins, holder), env)
+    _save(state_dir, cluster, state)
+    sock = os.path.join(localnode.node_dir(state_dir), "containerd.sock")
+    _wait(state_dir, procs, "containerd's socket", lambda: os.path.exists(sock))
+    localnode.import_pause(state_dir, bins)
+    procs["kubelet"] = _spawn(state_dir, "kubelet", localnode.kubelet_argv(state_dir, bins, holder), env)
+    cluster.node = localnode.NODE_NAME
+    _save(state_dir, cluster, state)
+    _wait(state_dir, procs, f"node {localnode.NODE_NAME} Ready",
+          lambda: localnode.node_ready(lambda path: _get_json(cluster, path)), NODE_READY_TIMEOUT)
 
 
 def _save(state_dir: str, cluster: ClusterInfo, state: dict) -> None:
@@ -383,6 +512,7 @@ def _save(state_dir: str, cluster: ClusterInfo, state: dict) -> None:
     data["pids"] = {name: proc["pid"] for name, proc in state["procs"].items()}
     data["ports"] = state["ports"]
     data["procs"] = state["procs"]
+    data["node_ns"] = state.get("node_ns")
     tmp = _path(state_dir, "cluster.json.tmp")
     with open(tmp, "w", encoding="utf-8") as out:
         json.dump(data, out, indent=2)
@@ -396,13 +526,14 @@ def _load(state_dir: str) -> ClusterInfo | None:
     except FileNotFoundError:
         return None
     data.pop("procs")
+    data.pop("node_ns", None)
     return ClusterInfo(**data)
 
 
 def _state(state_dir: str) -> dict:
     with open(_path(state_dir, "cluster.json"), encoding="utf-8") as src:
         data = json.load(src)
-    return {"procs": data["procs"], "ports": data["ports"]}
+    return {"procs": data["procs"], "ports": data["ports"], "node_ns": data.get("node_ns")}
 
 
 @contextlib.contextmanager
@@ -417,7 +548,8 @@ def _locked(state_dir: str):
 def _stop_unlocked(state_dir: str) -> bool:
     if not os.path.exists(_path(state_dir, "cluster.json")):
         return False
-    _terminate(_state(state_dir)["procs"])
+    state = _state(state_dir)
+    _terminate(state["procs"], state_dir, state["node_ns"])
     os.remove(_path(state_dir, "cluster.json"))
     return True
 
@@ -431,15 +563,19 @@ def info(state_dir: str | None = None) -> ClusterInfo | None:
     return cluster
 
 
-def ensure_running(state_dir: str | None = None) -> ClusterInfo:
-    """Start the cluster of state_dir unless it already runs and answers /readyz."""
+def ensure_running(state_dir: str | None = None, node: bool = False) -> ClusterInfo:
+    """Start the cluster of state_dir unless it already runs and answers /readyz.
+
+    node=True: the current single-node cluster (a running cluster without a node is
+    restarted as one).
+    """
     state_dir = os.path.abspath(state_dir or default_dir())
     with _locked(state_dir):
         cluster = info(state_dir)
-        if cluster is not None:
+        if cluster is not None and (bool(cluster.node) == node):
             return cluster
         _stop_unlocked(state_dir)
-        return _start(state_dir)
+        return _start(state_dir, node)
 
 
 def stop(state_dir: str | None = None) -> bool:
@@ -453,16 +589,26 @@ def main(argv: list | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("command", choices=("start", "stop", "status"))
     parser.add_argument("--dir", default=None, help="state directory (default $IBMREG_CLUSTER_DIR or <repo>/.cluster)")
+    parser.add_argument("--node", action="store_true",
+                        help="start: the current single-node cluster with a registry (build-go.sh)")
+    parser.add_argument("--all", action="store_true",
+                        help="stop: also every <repo>/.cluster-* cluster that tests started")
     args = parser.parse_args(argv)
     state_dir = os.path.abspath(args.dir or default_dir())
     if args.command == "start":
         started = time.monotonic()
-        cluster = ensure_running(state_dir)
-        print(f"cluster ready at {cluster.server} ({time.monotonic() - started:.1f}s); "
+        cluster = ensure_running(state_dir, node=args.node)
+        extra = f", node {cluster.node} Ready, registry {cluster.registry['host']}" if cluster.node else ""
+        print(f"cluster {cluster.version + ' ' if cluster.version else ''}ready at {cluster.server} ({time.monotonic() - started:.1f}s{extra}); "
               f"KUBECONFIG={cluster.kubeconfig}")
         return 0
     if args.command == "stop":
-        print("stopped" if stop(state_dir) else "not running")
+        dirs = [state_dir]
+        if args.all:
+            dirs += sorted(os.path.join(REPO, d) for d in os.listdir(REPO)
+                           if d.startswith(".cluster-") and os.path.isdir(os.path.join(REPO, d)))
+        for one in dirs:
+            print(f"{one}: " + ("stopped" if stop(one) else "not running"))
         return 0
     cluster = info(state_dir)
     print(json.dumps({"running": cluster is not None, **(dataclasses.asdict(cluster) if cluster else {})}, indent=2))
