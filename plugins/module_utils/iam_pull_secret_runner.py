@@ -44,15 +44,12 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (
     KubeError,
     get_kube_client,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets import (
-    ensure_pull_secrets,
-)
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secret_runners import (
     common_errors,
     fail_on_errors,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.service_accounts import (
-    ensure_links,
+    ensure_secret_and_links,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import (
     find_named,
@@ -191,24 +188,16 @@ class _PullSecretRun:
         before the writes) fails the task; a key minted for it is deleted first."""
         params = self.params
         try:
-            items, secret_diff = ensure_pull_secrets(
-                self.kube, self.namespaces, params["name"], desired, state=state, force=params["force"],
-                check_mode=self.check, parallelism=params["parallelism"])
+            items, secret_diff, link_items, link_diff = ensure_secret_and_links(
+                self.kube, self.namespaces, params["name"], desired, state, params["force"],
+                params["service_accounts"], params["service_account_timeout"], self.check,
+                params["parallelism"])
         except KubeError as exc:
             if minted is not None:
                 self.delete_keys([minted])
             self.module.fail_json(msg="%s%s" % (exc, "; the API key created for it was deleted again"
                                                 if minted is not None else ""))
-        link_items, link_diff = [], None
         if params["service_accounts"]:
-            ready = [item["namespace"] for item in items if item["action"] != "failed"]
-            try:
-                link_items, link_diff = ensure_links(
-                    self.kube, ready, params["service_accounts"], [params["name"]], ("pull",), state,
-                    self.check, params["service_account_timeout"], params["parallelism"])
-            except KubeError as exc:
-                link_items = [results.item(ns, sa, "failed", str(exc))
-                              for ns in ready for sa in params["service_accounts"]]
             self.extra["service_accounts"] = link_items
         return items, secret_diff, link_items, link_diff
 

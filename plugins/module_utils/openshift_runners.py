@@ -25,15 +25,13 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (
     get_kube_client,
     validate_kube_params,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets import (
-    ensure_pull_secrets,
-)
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secret_runners import (
     common_errors,
     fail_on_errors,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.service_accounts import (
     ensure_links,
+    ensure_secret_and_links,
     missing_secrets,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import (
@@ -354,19 +352,15 @@ def run_ocp_internal_pull_secret(module):
         module.fail_json(msg=str(exc), **extra)
 
     try:
-        secret_items, secret_diff = ensure_pull_secrets(
-            client, namespaces, name, desired, state=state, force=params["force"],
-            check_mode=module.check_mode, parallelism=params["parallelism"])
+        secret_items, secret_diff, link_items, link_diff = ensure_secret_and_links(
+            client, namespaces, name, desired, state, params["force"], params["service_accounts"],
+            params["service_account_timeout"], module.check_mode, params["parallelism"])
     except KubeError as exc:
         # Only the read before the writes raises; writes fail per namespace.
         module.fail_json(msg="%s; nothing was written" % exc, **extra)
     sections = [("Secret %s" % name, secret_items)]
     before, after = {"secrets": secret_diff["before"]}, {"secrets": secret_diff["after"]}
     if params["service_accounts"]:
-        ready = [item["namespace"] for item in secret_items if item["action"] != "failed"]
-        link_items, link_diff = ensure_links(
-            client, ready, params["service_accounts"], [name], ("pull",), state,
-            module.check_mode, params["service_account_timeout"], params["parallelism"])
         extra["service_accounts"] = link_items
         sections.append(("Linking secret %s to service accounts" % name, link_items))
         before["service_accounts"], after["service_accounts"] = link_diff["before"], link_diff["after"]

@@ -21,15 +21,13 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (
     get_kube_client,
     validate_kube_params,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets import (
-    ensure_pull_secrets,
-)
 from ansible_collections.ibmcloud.registry.plugins.module_utils.registry_login import (
     LoginError,
     check_login,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.service_accounts import (
     ensure_links,
+    ensure_secret_and_links,
     missing_secrets,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secret_sources import (
@@ -103,9 +101,9 @@ def run_icr_pull_secret(module):
                 module.fail_json(msg="validate_credentials: %s; nothing was written" % exc)
 
     try:
-        secret_items, secret_diff = ensure_pull_secrets(
-            client, namespaces, name, desired, state=state, force=params["force"],
-            check_mode=module.check_mode, parallelism=params["parallelism"], want_diff=module._diff)
+        secret_items, secret_diff, link_items, link_diff = ensure_secret_and_links(
+            client, namespaces, name, desired, state, params["force"], params["service_accounts"],
+            params["service_account_timeout"], module.check_mode, params["parallelism"], want_diff=module._diff)
     except KubeError as exc:
         # Only the read before the writes raises; writes fail per namespace.
         module.fail_json(msg="%s; nothing was written" % exc)
@@ -114,13 +112,7 @@ def run_icr_pull_secret(module):
         extra.update(servers=sorted(desired["auths"]), fingerprint=fingerprint(desired), source=source)
 
     sections = [("Secret %s" % name, secret_items)]
-    link_diff = None
     if params["service_accounts"]:
-        # Link only where the secret is in place; unlink wherever it was asked.
-        ready = [item["namespace"] for item in secret_items if item["action"] != "failed"]
-        link_items, link_diff = ensure_links(
-            client, ready, params["service_accounts"], [name], ("pull",), state,
-            module.check_mode, params["service_account_timeout"], params["parallelism"])
         extra["service_accounts"] = link_items
         sections.append(("Linking secret %s to service accounts" % name, link_items))
     if module._diff:  # 26 redacted registry entries per namespace: megabytes nobody asked for

@@ -40,3 +40,23 @@ def test_plan_links_reports_only_changing_fields():
     assert plan_links(account, ["mine"], ["pull"], "present") == {}
     assert plan_links(account, ["mine"], ["pull", "mount"], "present") == {"secrets": refs("tok", "mine")}
     assert plan_links(account, ["mine"], ["pull", "mount"], "absent") == {"imagePullSecrets": []}
+
+
+def test_secret_then_links_only_where_the_secret_is_in_place(monkeypatch):
+    from ansible_collections.ibmcloud.registry.plugins.module_utils import service_accounts as sa
+
+    calls = []
+    secret_items = [{"namespace": "a", "action": "created"}, {"namespace": "b", "action": "failed"},
+                    {"namespace": "c", "action": "unchanged"}]
+    monkeypatch.setattr(sa, "ensure_pull_secrets", lambda *args, **kwargs: (secret_items, {"before": {}, "after": {}}))
+
+    def links(client, namespaces, service_accounts, names, link_for, state, check_mode, timeout, parallelism):
+        calls.append((namespaces, service_accounts, names, link_for, state))
+        return ["linked"], {"before": {}, "after": {}}
+
+    monkeypatch.setattr(sa, "ensure_links", links)
+    result = sa.ensure_secret_and_links(None, ["a", "b", "c"], "s", {}, "present", False, ["default"], 30)
+    assert result[0] == secret_items and result[2] == ["linked"]
+    assert calls == [(["a", "c"], ["default"], ["s"], ("pull",), "present")]
+    assert sa.ensure_secret_and_links(None, ["a"], "s", {}, "present", False, [], 30)[2:] == ([], None)
+    assert len(calls) == 1
