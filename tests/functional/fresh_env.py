@@ -25,8 +25,8 @@ DEV_BIN = os.path.dirname(sys.executable)
 def run(command, cwd=None, env=None, timeout=900):
     proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False,
                           timeout=timeout)
-    assert proc.returncode == 0, "%s failed (%s):\n%s\n%s" % (command, proc.returncode, proc.stdout[-4000:],
-                                                             proc.stderr[-4000:])
+    detail = "%s failed (%s):\n%s\n%s" % (command, proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:])
+    assert proc.returncode == 0, detail
     return proc
 
 

@@ -68,7 +68,7 @@ def inject(credential_types: dict, inputs: dict, private_data_dir: str):
 
 
 def files_under(path):
-    for root, _, names in os.walk(path):
+    for root, _dirs, names in os.walk(path):
         for name in names:
             yield os.path.join(root, name)
 

@@ -69,7 +69,7 @@ def test_no_secret_in_any_file():
 
 
 def test_tekton_structure():
-    task, pipeline = load_all("tekton.yml")
+    task, pipeline = load_all("tekton-task.yml")[0], load_all("tekton-pipeline.yml")[0]
     assert task["apiVersion"] == pipeline["apiVersion"] == "tekton.dev/v1"
     assert (task["kind"], pipeline["kind"]) == ("Task", "Pipeline")
     spec = task["spec"]
@@ -202,7 +202,7 @@ def test_gitlab_ci_jobs(cluster, unique_ns, kube_fixture_client, tmp_path):
 def test_tekton_task_steps(cluster, unique_ns, kube_fixture_client, tmp_path):
     namespace = unique_ns("tk")
     root = workdir(tmp_path)
-    task, pipeline = load_all("tekton.yml")
+    task, pipeline = load_all("tekton-task.yml")[0], load_all("tekton-pipeline.yml")[0]
     values = secret_values()
     secret_data = {("registry-ci-credentials", "registry-password"): values["REGISTRY_PASSWORD"],
                    ("registry-ci-credentials", "entitlement-key"): values["ICR_ENTITLEMENT_KEY"]}
@@ -212,16 +212,17 @@ def test_tekton_task_steps(cluster, unique_ns, kube_fixture_client, tmp_path):
     mounted.mkdir()
     shutil.copy(cluster.kubeconfig, mounted / "kubeconfig")  # the Secret's key `kubeconfig`
     defaults = {p["name"]: p.get("default", "") for p in task["spec"]["params"]}
+
+    def subst(text, params):
+        text = re.sub(r"\$\(params\.([a-z-]+)\)", lambda m: params[m.group(1)], text)
+        return text.replace(mount, str(mounted))
+
     for ptask in pipeline["spec"]["tasks"]:
         params = dict(defaults, **{p["name"]: p["value"] for p in ptask["params"]})
-
-        def subst(text, params=params):
-            text = re.sub(r"\$\(params\.([a-z-]+)\)", lambda m: params[m.group(1)], text)
-            return text.replace(mount, str(mounted))
         env = {}
         for item in step["env"]:
             if "value" in item:
-                env[item["name"]] = subst(item["value"])
+                env[item["name"]] = subst(item["value"], params)
             else:
                 ref = item["valueFrom"]["secretKeyRef"]
                 env[item["name"]] = secret_data[(ref["name"], ref["key"])]

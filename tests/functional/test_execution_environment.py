@@ -38,7 +38,7 @@ def context(tmp_path_factory):
 
 
 def test_context_holds_the_collection_and_its_requirements(context):
-    _, ctx = context
+    ctx = context[1]
     build = ctx / "_build"
     assert (build / "collections" / fresh_env.tarball_name()).is_file()
     with open(build / "requirements.yml", encoding="utf-8") as handle:

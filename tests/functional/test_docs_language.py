@@ -1,0 +1,37 @@
+"""The documentation names IBM Cloud's guide by its title and links only inside this
+repository: no internal wording ("seed"), no path out of the repository, no web link."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+
+import pytest
+
+from playbook import REPO
+
+DOCS = sorted({os.path.relpath(p, REPO) for pattern in ("README.md", "docs/**/*.md", "roles/*/README.md")
+               for p in glob.glob(os.path.join(REPO, pattern), recursive=True)
+               if not os.path.relpath(p, REPO).startswith("docs/reference")})
+
+
+def test_docs_found():
+    assert "README.md" in DOCS and "docs/guide.md" in DOCS and "roles/pull_secrets/README.md" in DOCS
+
+
+@pytest.mark.parametrize("path", DOCS)
+def test_doc_language_and_links(path):
+    with open(os.path.join(REPO, path), encoding="utf-8") as handle:
+        text = handle.read()
+    problems = ["line %d: %s" % (text.count("\n", 0, m.start()) + 1, m.group(0))
+                for m in re.finditer(r"\bseeds?\b|\.\./shared\b|\]\((?:https?:|//)[^)]*\)|<https?://[^>]*>",
+                                     text, re.I)]
+    for target in re.findall(r"\]\(([^)#\s]+)", text):
+        if not re.match(r"[a-z]+:", target):
+            resolved = os.path.normpath(os.path.join(REPO, os.path.dirname(path), target))
+            if not resolved.startswith(REPO + os.sep) or not os.path.exists(resolved):
+                problems.append("link to %s (outside the repository or missing)" % target)
+    assert not problems, problems
+    if path == "docs/guide.md":
+        assert '"Setting up an image registry"' in text
