@@ -28,7 +28,9 @@ pytestmark = pytest.mark.cluster
 
 # Nothing local to one checkout may end up in the tarball: cluster state (keys, etcd data,
 # kubeconfigs with tokens), virtualenvs, caches, test output.
-FORBIDDEN_PREFIXES = (".cluster", ".venv", ".tmp", ".ansible/", ".pytest_cache", ".git/", "tests/output")
+FORBIDDEN_PREFIXES = (".cluster", ".venv", ".tmp", ".ansible/", ".ansible-lint", ".pytest_cache", ".git/",
+                      "tests/output", "tests/integration/integration_config.yml",
+                      "changelogs/.plugin-cache.yaml", "Makefile", "requirements-test.txt", "scripts/")
 
 
 def galaxy(*args, env=None):
@@ -49,9 +51,9 @@ def installed(tmp_path_factory):
                                                                             meta["version"])]
     with tarfile.open(tarballs[0]) as tar:
         names = tar.getnames()
-    leaked = [n for n in names if n.startswith(FORBIDDEN_PREFIXES)]
+    leaked = [n for n in names if n.startswith(FORBIDDEN_PREFIXES) or "/.pytest_cache" in n or n.endswith(".pyc")]
     assert not leaked, "files that must not ship: %s" % leaked[:20]
-    for needed in ("MANIFEST.json", "FILES.json", "meta/runtime.yml", "plugins/modules/icr_pull_secret.py",
+    for needed in ("MANIFEST.json", "FILES.json", "LICENSE", "meta/runtime.yml", "plugins/modules/icr_pull_secret.py",
                    "roles/pull_secrets/meta/argument_specs.yml", "playbooks/site.yml"):
         assert needed in names, needed
     installed_ = galaxy("collection", "install", tarballs[0], "-p", str(collections), "--offline")
