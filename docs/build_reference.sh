@@ -41,4 +41,4 @@ $lint_only && exit 0
 mkdir -p "$dest"
 (cd "$work" && antsibull-docs collection --use-current --squash-hierarchy --output-format simplified-rst \
   --no-add-antsibull-docs-version --fail-on-error --cleanup everything --dest-dir "$dest" ibmcloud.registry)
-echo "reference written to $dest ($(ls "$dest" | wc -l) files; start at index.rst)"
+echo "reference written to $dest ($(find "$dest" -maxdepth 1 -type f | wc -l) files; start at index.rst)"
