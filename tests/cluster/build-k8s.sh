@@ -28,7 +28,7 @@ apt_opts=(-o "Dir::Etc::SourceList=$work/apt/sources.list" -o Dir::Etc::SourcePa
           -o "Dir::State::Lists=$work/apt/lists" -o "Dir::Cache=$work/apt/cache"
           -o APT::Sandbox::User=root)
 
-version=$(ls -d "$cache_root"/k8s/*/bin 2>/dev/null | head -n1 || true)
+version=$(find "$cache_root/k8s" -mindepth 2 -maxdepth 2 -type d -name bin 2>/dev/null | sort | head -n1 || true)
 if [ -z "${IBMREG_FORCE_BUILD:-}" ] && [ -n "$version" ] \
    && [ -x "$version/kube-apiserver" ] && [ -x "$version/kube-controller-manager" ]; then
   echo "$version"
@@ -49,7 +49,7 @@ if [ ! -d "$src" ]; then
   dl=$work/dl
   rm -rf "$dl" && mkdir -p "$dl"
   (cd "$dl" && apt-get "${apt_opts[@]}" -qq source --download-only kubernetes >&2)
-  tarball=$(ls "$dl"/kubernetes_*.orig.tar.* | head -n1)
+  tarball=$(find "$dl" -maxdepth 1 -name "kubernetes_*.orig.tar.*" | head -n1)
   mkdir -p "$src.tmp"
   tar -xf "$tarball" -C "$src.tmp" --strip-components=1
   mv "$src.tmp" "$src"
