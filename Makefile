@@ -16,7 +16,8 @@ export PATH := $(VENV)/bin:$(PATH)
 # app image (busybox-static), and what the scripts call. `make` must be there to read this file.
 DEBIAN_PACKAGES := golang-go rsync etcd-server etcd-client golang-github-modern-go-reflect2-dev \
 	jq containerd docker-registry skopeo apache2-utils make openssl git python3-venv \
-	runc containernetworking-plugins busybox-static gcc libc6-dev util-linux
+	runc containernetworking-plugins busybox-static gcc libc6-dev util-linux \
+	shellcheck
 
 # pytest exits 5 when it collected no test: not a failure here.
 PYTEST_OK := || test $$? -eq 5
