@@ -20,9 +20,10 @@ import json
 import os
 import secrets
 import sys
-import time
 
 import pytest
+
+from reliability.common import wait_for as common_wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -80,14 +81,7 @@ def _sa(core, namespace):
 
 
 def wait_for(what, check, timeout=POD_TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
-        time.sleep(0.5)
+    return common_wait_for(what, check, timeout=timeout, interval=0.5)
 
 
 def pod(core, namespace, image):
