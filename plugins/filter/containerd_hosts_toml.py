@@ -4,7 +4,7 @@
 """Filters that expose the containerd_hosts renderer to roles and playbooks.
 
 The containerd_hosts role's cluster mode and the containerd_hosts module share one
-renderer (module_utils/containerd_hosts.py), so a ConfigMap holds exactly the bytes the
+renderer (module_utils/containerd/hosts.py), so a ConfigMap holds exactly the bytes the
 module would write on a node.
 """
 
@@ -14,7 +14,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils import containerd_hosts
+from ansible_collections.ibmcloud.registry.plugins.module_utils.containerd import hosts as containerd_hosts
 
 
 def _guarded(function, *args, **kwargs):

@@ -328,8 +328,8 @@ containerd_config_backup_file:
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils import containerd_hosts
-from ansible_collections.ibmcloud.registry.plugins.module_utils.argspec import ArgumentSpec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.containerd import hosts as containerd_hosts
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import ArgumentSpec
 
 
 def _settings_spec(with_url):

@@ -261,14 +261,14 @@ service_accounts:
   elements: dict
 """
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig import ICR_ENDPOINTS
-from ansible_collections.ibmcloud.registry.plugins.module_utils.iam import iam_argument_spec
-from ansible_collections.ibmcloud.registry.plugins.module_utils.iam_pull_secret_runner import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import ICR_ENDPOINTS
+from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.client import iam_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.pull_secret_runner import (
     DEFAULT_SECRET_NAME,
     run_iam_pull_secret,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import kube_argument_spec
-from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import target_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import kube_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import target_argument_spec
 
 
 def argument_spec():

@@ -160,8 +160,8 @@ account_id:
   type: str
 """
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.iam import iam_argument_spec
-from ansible_collections.ibmcloud.registry.plugins.module_utils.iam_runners import run_iam_registry_policy
+from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.client import iam_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.runners import run_iam_registry_policy
 
 
 def argument_spec():

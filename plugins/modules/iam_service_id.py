@@ -113,8 +113,8 @@ api_keys:
   sample: [{id: ApiKey-2b9d..., name: mycluster-payments-key, created_at: "2026-01-02T03:04+0000", managed: true, action: deleted}]
 """
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.iam import iam_argument_spec
-from ansible_collections.ibmcloud.registry.plugins.module_utils.iam_runners import run_iam_service_id
+from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.client import iam_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.runners import run_iam_service_id
 
 
 def argument_spec():

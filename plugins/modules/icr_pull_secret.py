@@ -251,11 +251,11 @@ service_accounts:
   sample: [{namespace: dev, name: default, action: updated, added: [all-icr-io], removed: []}]
 """
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig import ICR_ENDPOINTS
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import kube_argument_spec
-from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secret_runners import run_icr_pull_secret
-from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secret_sources import DEFAULT_COPY_SOURCE
-from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import target_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import ICR_ENDPOINTS
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import kube_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.runners import run_icr_pull_secret
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.sources import DEFAULT_COPY_SOURCE
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import target_argument_spec
 
 
 def argument_spec():

@@ -188,9 +188,9 @@ flavour:
   type: str
 """
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import kube_argument_spec
-from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift_runners import run_ocp_build_secret
-from ansible_collections.ibmcloud.registry.plugins.module_utils.service_accounts import LINK_FIELDS
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import kube_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift.runners import run_ocp_build_secret
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.service_accounts import LINK_FIELDS
 
 
 def argument_spec():

@@ -180,9 +180,9 @@ flavour:
   type: str
 """
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils import openshift as ocp
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import kube_argument_spec
-from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift_runners import run_ocp_image_stream_tag
+from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift import plan as ocp
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import kube_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift.runners import run_ocp_image_stream_tag
 
 
 def argument_spec():

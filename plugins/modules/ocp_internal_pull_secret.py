@@ -203,9 +203,9 @@ flavour:
   type: str
 """
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import kube_argument_spec
-from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift_runners import run_ocp_internal_pull_secret
-from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import target_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import kube_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift.runners import run_ocp_internal_pull_secret
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import target_argument_spec
 
 
 def argument_spec():

@@ -190,9 +190,9 @@ flavour:
   type: str
 """
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils import openshift as ocp
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import kube_argument_spec
-from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift_runners import run_ocp_registry_config
+from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift import plan as ocp
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import kube_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift.runners import run_ocp_registry_config
 
 
 def argument_spec():

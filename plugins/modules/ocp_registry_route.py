@@ -206,8 +206,8 @@ flavour:
   sample: openshift4
 """
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import kube_argument_spec
-from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift_runners import run_ocp_registry_route
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import kube_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift.runners import run_ocp_registry_route
 
 
 def argument_spec():

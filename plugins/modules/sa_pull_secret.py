@@ -145,10 +145,10 @@ missing_secrets:
   sample: {dev: [entitled-cp-icr-io]}
 """
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import kube_argument_spec
-from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secret_runners import run_sa_pull_secret
-from ansible_collections.ibmcloud.registry.plugins.module_utils.service_accounts import LINK_FIELDS
-from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import target_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import kube_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.runners import run_sa_pull_secret
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.service_accounts import LINK_FIELDS
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import target_argument_spec
 
 
 def argument_spec():

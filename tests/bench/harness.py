@@ -35,7 +35,7 @@ import localcluster  # noqa: E402
 from playbook import Runner, collections_path  # noqa: E402
 
 sys.path.insert(0, collections_path())
-from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig import (  # noqa: E402
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import (  # noqa: E402
     IAM_API_KEY_USERNAME,
     build_dockerconfig,
     canonical,

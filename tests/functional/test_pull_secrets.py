@@ -217,7 +217,8 @@ def test_missing_namespace_fails_after_bounded_wait(runner, unique_ns, core):
 
 def test_concurrent_writer_loses_nothing(cluster, unique_ns, core, kube_fixture_client):
     """Another writer edits the SA between our read and our write: 409, re-read, both survive."""
-    from ansible_collections.ibmcloud.registry.plugins.module_utils import kube, service_accounts
+    from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import client as kube
+    from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import service_accounts
 
     name = unique_ns("race")
     wait_for_sa(core, name)

@@ -15,7 +15,7 @@ import tomllib
 
 import pytest
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils import containerd_hosts as ch
+from ansible_collections.ibmcloud.registry.plugins.module_utils.containerd import hosts as ch
 
 SEED = {
     "registry": "docker.io",

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils import dockerconfig as dc
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets import dockerconfig as dc
 
 
 def test_all_regions_public_and_private_is_the_all_icr_io_shape():

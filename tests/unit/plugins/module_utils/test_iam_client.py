@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, ibmcloud.registry developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The IAM client layer (module_utils/iam.py) and the IAM stand-in, without a cluster.
+"""The IAM client layer (module_utils/iam/client.py) and the IAM stand-in, without a cluster.
 
 The client talks to the LOCAL STAND-IN for IBM Cloud IAM (tests/standins/iam_server.py)
 through the real IBM Cloud SDK, pointed at it with the URL options. These tests prove
@@ -25,8 +25,8 @@ _TESTS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path
 sys.path.insert(0, os.path.join(_TESTS, "standins"))
 
 import iam_server  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.ibmcloud.registry.plugins.module_utils import iam  # noqa: E402
-from ansible_collections.ibmcloud.registry.plugins.module_utils.iam_plan import PlanError  # noqa: E402
+from ansible_collections.ibmcloud.registry.plugins.module_utils.iam import client as iam  # noqa: E402
+from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.plan import PlanError  # noqa: E402
 
 ACCOUNT = iam_server.DEFAULT_ACCOUNT
 
@@ -159,7 +159,7 @@ def test_paging_reads_every_page_and_duplicates_are_an_error(standin, admin_key,
 def test_policy_and_api_key_paging(standin, admin_key):
     client = iam.IamClient(admin_key, standin.url, page_size=2)
     sid = client.result("create_service_id", account_id=ACCOUNT, name="pager")
-    from ansible_collections.ibmcloud.registry.plugins.module_utils.iam_plan import policy_body
+    from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.plan import policy_body
 
     for region in ("us-south", "eu-de", "jp-tok"):
         client.result("create_v2_policy", **policy_body(ACCOUNT, sid["iam_id"], ["Reader"], (region, None)))
@@ -220,7 +220,7 @@ def test_standin_if_match_and_conflicts(standin, client):
     updated = client.result("update_service_id", id=sid["id"], if_match=sid["entity_tag"], description="x")
     assert updated["description"] == "x" and updated["entity_tag"] != sid["entity_tag"]
 
-    from ansible_collections.ibmcloud.registry.plugins.module_utils.iam_plan import policy_body
+    from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.plan import policy_body
 
     body = policy_body(ACCOUNT, sid["iam_id"], ["Reader"], ("us-south", None))
     created = client.call("create_v2_policy", **body)
@@ -243,7 +243,7 @@ def test_standin_if_match_and_conflicts(standin, client):
 def test_deleting_a_service_id_deletes_its_keys_and_policies(standin, client):
     sid = client.result("create_service_id", account_id=ACCOUNT, name="cascade")
     client.result("create_api_key", name="k", iam_id=sid["iam_id"], account_id=ACCOUNT)
-    from ansible_collections.ibmcloud.registry.plugins.module_utils.iam_plan import policy_body
+    from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.plan import policy_body
 
     client.result("create_v2_policy", **policy_body(ACCOUNT, sid["iam_id"], ["Reader"], (None, None)))
     client.call("delete_service_id", id=sid["id"])

@@ -10,8 +10,8 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils import iam_plan as ip
-from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig import build_dockerconfig
+from ansible_collections.ibmcloud.registry.plugins.module_utils.iam import plan as ip
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import build_dockerconfig
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 OTHER_ACCOUNT = "fedcba9876543210fedcba9876543210"

@@ -10,7 +10,7 @@ import pytest
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import ProtocolError
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils import kube
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import client as kube
 
 
 class Failed(Exception):

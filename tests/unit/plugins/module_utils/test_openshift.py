@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""Pure logic of module_utils/openshift.py: detection, plans, compares, redaction."""
+"""Pure logic of module_utils/openshift/plan.py: detection, plans, compares, redaction."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils import openshift as ocp
-from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift import plan as ocp
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import (
     DockerConfigError,
 )
 

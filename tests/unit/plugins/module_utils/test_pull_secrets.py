@@ -5,8 +5,8 @@ __metaclass__ = type
 
 import json
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils import dockerconfig as dc
-from ansible_collections.ibmcloud.registry.plugins.module_utils import pull_secrets as ps
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets import dockerconfig as dc
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets import plan as ps
 
 DESIRED = dc.build_dockerconfig(["us.icr.io"], "iamapikey", "key-1")
 

@@ -10,12 +10,12 @@ import json
 
 import pytest
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils import dockerconfig as dc
-from ansible_collections.ibmcloud.registry.plugins.module_utils import openshift as ocp
-from ansible_collections.ibmcloud.registry.plugins.module_utils import pull_secrets as ps
-from ansible_collections.ibmcloud.registry.plugins.module_utils import results
-from ansible_collections.ibmcloud.registry.plugins.module_utils import service_accounts as sa
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import KubeError
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets import dockerconfig as dc
+from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift import plan as ocp
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets import plan as ps
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results as results
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import service_accounts as sa
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import KubeError
 
 DESIRED = dc.build_dockerconfig(["us.icr.io"], "iamapikey", "key-1")
 

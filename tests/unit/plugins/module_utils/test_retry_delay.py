@@ -7,7 +7,7 @@ __metaclass__ = type
 import email.utils
 import time
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.retry_delay import retry_delay
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.retry_delay import retry_delay
 
 
 def test_retry_after_seconds_are_honoured_up_to_the_cap():

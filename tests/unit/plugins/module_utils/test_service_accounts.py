@@ -3,7 +3,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.service_accounts import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.service_accounts import (
     linked_list,
     plan_links,
 )
@@ -43,7 +43,7 @@ def test_plan_links_reports_only_changing_fields():
 
 
 def test_secret_then_links_only_where_the_secret_is_in_place(monkeypatch):
-    from ansible_collections.ibmcloud.registry.plugins.module_utils import service_accounts as sa
+    from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import service_accounts as sa
 
     calls = []
     secret_items = [{"namespace": "a", "action": "created"}, {"namespace": "b", "action": "failed"},

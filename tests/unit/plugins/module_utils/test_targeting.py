@@ -5,7 +5,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils import targeting as t
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import targeting as t
 
 
 def params(**kw):

@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.argspec import ArgumentSpec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import ArgumentSpec
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
 MODULES_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "plugins", "modules")

@@ -13,19 +13,19 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils import results
-from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results as results
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import (
     DOCKERCONFIGJSON_TYPE,
     DockerConfigError,
     decode_secret,
     encode_secret_data,
     redact,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (
     KubeError,
     describe_target,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import (
     find_named,
     map_bounded,
 )

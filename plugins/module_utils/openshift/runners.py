@@ -12,29 +12,29 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils import openshift as ocp
-from ansible_collections.ibmcloud.registry.plugins.module_utils import results
-from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift import plan as ocp
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results as results
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import (
     DockerConfigError,
     build_dockerconfig,
     fingerprint,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (
     KubeError,
     describe_target,
     get_kube_client,
     validate_kube_params,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secret_runners import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.runners import (
     common_errors,
     fail_on_errors,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.service_accounts import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.service_accounts import (
     ensure_links,
     ensure_secret_and_links,
     missing_secrets,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import (
     map_bounded,
     namespace_name_error,
     object_name_error,

@@ -18,8 +18,8 @@ __metaclass__ = type
 import json
 import time
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.argspec import ArgumentSpec
-from ansible_collections.ibmcloud.registry.plugins.module_utils.retry_delay import retry_delay
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import ArgumentSpec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.retry_delay import retry_delay
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
     AUTH_ARG_SPEC,
 )

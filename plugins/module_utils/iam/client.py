@@ -25,9 +25,9 @@ import re
 import time
 
 from ansible.module_utils.basic import env_fallback
-from ansible_collections.ibmcloud.registry.plugins.module_utils.argspec import ArgumentSpec
-from ansible_collections.ibmcloud.registry.plugins.module_utils.redaction import REDACTED
-from ansible_collections.ibmcloud.registry.plugins.module_utils.retry_delay import retry_delay
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import ArgumentSpec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.redaction import REDACTED
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.retry_delay import retry_delay
 
 try:
     import requests
@@ -43,7 +43,7 @@ except ImportError as exc:  # pragma: no cover - reported by require_ibm_sdk()
     ApiException = type("_Unavailable", (Exception,), {})
     requests = None
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.iam_plan import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.plan import (
     PlanError,
     account_id_error,
     is_service_id_id,

@@ -17,17 +17,17 @@ __metaclass__ = type
 import time
 from functools import partial
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils import results
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results as results
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (
     KubeError,
     describe_target,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.plan import (
     CONFLICT_RETRIES,
     MERGE_PATCH,
     ensure_pull_secrets,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import (
     find_named,
     map_bounded,
 )

@@ -11,31 +11,31 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils import results
-from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results as results
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import (
     DockerConfigError,
     fingerprint,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (
     KubeError,
     get_kube_client,
     validate_kube_params,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.registry_login import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.registry_login import (
     LoginError,
     check_login,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.service_accounts import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.service_accounts import (
     ensure_links,
     ensure_secret_and_links,
     missing_secrets,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secret_sources import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.sources import (
     default_secret_name,
     desired_config,
     validate_source_params,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import (
     object_name_error,
     resolve_namespaces,
     validate_target_params,

@@ -18,8 +18,8 @@ import fnmatch
 import re
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.argspec import ArgumentSpec
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import ArgumentSpec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (
     KubeError,
     describe_target,
 )

@@ -15,8 +15,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils import results
-from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results as results
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import (
     IAM_API_KEY_USERNAME,
     DockerConfigError,
     build_dockerconfig,
@@ -24,12 +24,12 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig imp
     fingerprint,
     icr_domains,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.iam import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.client import (
     IamError,
     get_iam_client,
     validate_iam_params,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.iam_plan import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.plan import (
     PlanError,
     candidate_keys,
     choose_key,
@@ -40,18 +40,18 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.iam_plan import 
     service_id_summary,
     value_fingerprint,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (
     KubeError,
     get_kube_client,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secret_runners import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.runners import (
     common_errors,
     fail_on_errors,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.service_accounts import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.service_accounts import (
     ensure_secret_and_links,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import (
     find_named,
     object_name_error,
     resolve_namespaces,

@@ -19,7 +19,7 @@ import hashlib
 import json
 import re
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.redaction import REDACTED
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.redaction import REDACTED
 
 # IAM region -> public registry domain (private domain is "private." + public).
 ICR_REGION_DOMAINS = {

@@ -16,7 +16,7 @@ __metaclass__ = type
 import hashlib
 import re
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import (
     IAM_API_KEY_USERNAME,
     ICR_REGION_DOMAINS,
     DockerConfigError,

@@ -23,17 +23,17 @@ import hashlib
 import re
 import time
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import (
     DockerConfigError,
     credentials,
     decode_secret,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (
     KubeError,
     describe_target,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.redaction import REDACTED
-from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.redaction import REDACTED
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.plan import (
     CONFLICT_RETRIES,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,

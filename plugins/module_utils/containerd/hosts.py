@@ -28,7 +28,7 @@ import tempfile
 import traceback
 
 from ansible.module_utils.parsing.convert_bool import boolean
-from ansible_collections.ibmcloud.registry.plugins.module_utils.redaction import REDACTED
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.redaction import REDACTED
 
 try:
     import tomli_w

@@ -12,13 +12,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils import results
-from ansible_collections.ibmcloud.registry.plugins.module_utils.iam import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results as results
+from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.client import (
     IamError,
     get_iam_client,
     validate_iam_params,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.iam_plan import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.plan import (
     PlanError,
     desired_scopes,
     is_service_id_id,

@@ -11,7 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import (
     ENTITLED_REGISTRY,
     ENTITLED_USERNAME,
     IAM_API_KEY_USERNAME,
@@ -21,11 +21,11 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.dockerconfig imp
     icr_domains,
     server_error,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (
     KubeError,
     describe_target,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.targeting import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import (
     namespace_name_error,
     object_name_error,
 )
