@@ -9,13 +9,20 @@ the secrets hold, looked up by value), decide, then write only what differs. API
 values exist only in local variables, the Secret bodies sent to the API server and the
 module's ``no_log_values``; results and diffs carry key names, IDs and ``sha256:``
 fingerprints. Check mode stops after the reads.
+
+Rotation, in this order: mint the new key, log in with it (the IAM token exchange a
+registry's token service makes), write it to every secret, and only then delete the older
+keys this collection made - or, with a grace period, mark them for a later run to delete.
+Any secret that could not take the new key keeps its old key valid.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results as results
+import datetime
+
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import (
     IAM_API_KEY_USERNAME,
     DockerConfigError,
@@ -33,13 +40,18 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.plan import 
     PlanError,
     candidate_keys,
     choose_key,
+    grace_period_error,
     key_description,
     key_summary,
     keys_to_delete,
+    plan_old_keys,
+    retired_description,
     service_id_name_error,
     service_id_summary,
+    utc_stamp,
     value_fingerprint,
 )
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.plan import is_managed
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (
     KubeError,
     get_kube_client,
@@ -85,6 +97,9 @@ def _pull_secret_errors(params):
             errors.append("regions/endpoints: %s" % exc)
     if params["rotate"] and params["state"] == "absent":
         errors.append("rotate applies to state=present only")
+    problem = grace_period_error(params["rotation_grace_period"])
+    if problem:
+        errors.append(problem)
     return errors
 
 
@@ -100,8 +115,11 @@ class _PullSecretRun:
         self.account = None
         self.service = None
         self.namespaces = []
+        self.existing = {}    # namespace -> the Secret read before any write
+        self.held = {}        # namespace -> the iamapikey value its secret holds
         self.candidates = []
-        self.key_items = []   # section for changed/counts: created/deleted keys
+        self.looked_up = {}   # key value -> what IAM knows about it (None: unknown)
+        self.key_items = []   # section for changed/counts: created/updated/deleted keys
         self.extra = {}
 
     def secret(self, value):
@@ -115,19 +133,22 @@ class _PullSecretRun:
         params = self.params
         try:
             self.namespaces = resolve_namespaces(self.kube, params)
-            existing = find_named(self.kube, "Secret", params["name"], self.namespaces, params["parallelism"])
+            self.existing = find_named(self.kube, "Secret", params["name"], self.namespaces,
+                                       params["parallelism"])
         except KubeError as exc:
             _fail(self.module, exc)
         documents = {}
-        for namespace, secret in existing.items():
+        for namespace, secret in self.existing.items():
             try:
                 documents[namespace] = decode_secret(secret.get("type"), secret.get("data"),
                                                      "Secret %s/%s" % (namespace, params["name"]))
             except DockerConfigError:
                 continue  # pull_secrets reports it (or overwrites it with force)
         self.candidates = candidate_keys(documents)
-        for value, _namespaces in self.candidates:
+        for value, namespaces in self.candidates:
             self.secret(value)
+            for namespace in namespaces:
+                self.held.setdefault(namespace, value)
         try:
             self.account = self.iam.account_id(params.get("account_id"))
             self.service = self.iam.find_service_id(self.account, params["service_id"])
@@ -141,19 +162,25 @@ class _PullSecretRun:
         base = self.service["name"] if self.service else self.params["service_id"]
         return "%s-key" % base
 
+    def details(self, value):
+        if value not in self.looked_up:
+            self.looked_up[value] = self.iam.key_details(value)
+        return self.looked_up[value]
+
     def reusable_key(self):
         """(value, details) of a key the secrets hold that IAM knows for this service ID."""
-        looked = []
-        for value, namespaces in self.candidates[:MAX_KEY_LOOKUPS]:
-            looked.append((self.iam.key_details(value), namespaces))
+        looked = [(self.details(value), namespaces) for value, namespaces in self.candidates[:MAX_KEY_LOOKUPS]]
         index = choose_key(looked, self.service["iam_id"])
         if index is None:
             return None, None
         return self.candidates[index][0], looked[index][0]
 
-    def our_old_keys(self, keep_ids=()):
-        return keys_to_delete(self.iam.list_api_keys(self.account, self.service["iam_id"]),
-                              self.key_name, keep_ids)
+    def kept_namespaces(self):
+        """Namespaces whose secret of that name this collection did not create: left as
+        they are unless replace_existing (for example the all-icr-io IBM Cloud made)."""
+        if self.params["replace_existing"]:
+            return []
+        return sorted(ns for ns, secret in self.existing.items() if not is_managed(secret))
 
     # writes ---------------------------------------------------------------------------------
 
@@ -170,6 +197,23 @@ class _PullSecretRun:
         self.secret(value)
         return value, created
 
+    def verify(self, value, key):
+        """Log in with the new key before any secret gets it; on failure delete it again
+        and fail, naming the namespaces that keep their old key."""
+        try:
+            claims = self.iam.verify_api_key(value)
+            if claims.get("iam_id") != self.service["iam_id"]:
+                raise IamError("the new API key logs in as %r, not as service ID %s (%s)"
+                               % (claims.get("iam_id"), self.service["name"], self.service["iam_id"]))
+        except IamError as exc:
+            self.delete_keys([key])
+            holding = sorted(self.held)
+            self.module.fail_json(
+                msg="%s; the new key %s was deleted again and no secret was changed; namespaces that still "
+                    "hold their old key: %s" % (exc, key.get("id"), ", ".join(holding) or "none"),
+                api_key=key_summary(key, "deleted"), namespaces_holding_old_key=holding,
+                deleted_api_keys=[], results=[], counts=results.count([]))
+
     def delete_keys(self, keys):
         deleted = []
         for key in keys:
@@ -183,13 +227,26 @@ class _PullSecretRun:
             self.key_items.append(results.item(None, key.get("name"), "deleted", id=key.get("id")))
         return deleted
 
-    def write_secrets(self, desired, state, minted=None):
+    def retire_keys(self, keys, delete_after):
+        """Mark older keys for deletion after the grace period (If-Match on their entity tag)."""
+        retired = []
+        for key in keys:
+            if not self.check:
+                self.iam.call("update_api_key", id=key["id"], if_match=key.get("entity_tag") or "*",
+                              description=retired_description(key.get("description"), delete_after))
+            summary = key_summary(key, "updated")
+            summary["delete_after"] = utc_stamp(delete_after)
+            retired.append(summary)
+            self.key_items.append(results.item(None, key.get("name"), "updated", id=key.get("id")))
+        return retired
+
+    def write_secrets(self, namespaces, desired, state, minted=None):
         """Secrets, then service account links. A read that fails for good (the LIST
         before the writes) fails the task; a key minted for it is deleted first."""
         params = self.params
         try:
             items, secret_diff, link_items, link_diff = ensure_secret_and_links(
-                self.kube, self.namespaces, params["name"], desired, state, params["force"],
+                self.kube, namespaces, params["name"], desired, state, params["force"],
                 params["service_accounts"], params["service_account_timeout"], self.check,
                 params["parallelism"])
         except KubeError as exc:
@@ -207,14 +264,11 @@ class _PullSecretRun:
         params = self.params
         key_before = None
         value, key, action = None, None, "created"
-        if self.service is not None and not params["rotate"]:
+        rotating = self.service is not None and params["rotate"]
+        if self.service is not None and not rotating:
             value, details = self.reusable_key()
             if value is not None:
-                key, action, key_before = details, "reused", key_summary(details)
-        old_keys = []
-        if self.service is not None and params["rotate"]:
-            action = "rotated"
-            old_keys = self.our_old_keys()
+                key, action, key_before = details, "unchanged", key_summary(details)
         if value is None:
             if self.service is None:
                 if not self.check:
@@ -228,43 +282,87 @@ class _PullSecretRun:
                                               "description": key_description("")}
             else:
                 value, key = self.mint()
+                self.verify(value, key)
             self.key_items.append(results.item(None, self.key_name, "created", id=key.get("id")))
 
         domains = icr_domains(params["regions"], params["endpoints"])
         desired = build_dockerconfig(domains, IAM_API_KEY_USERNAME, value, params.get("email"))
-        minted = key if action != "reused" and not self.check else None
-        items, secret_diff, link_items, link_diff = self.write_secrets(desired, "present", minted)
+        minted = key if action == "created" and not self.check else None
+        kept = self.kept_namespaces()
+        items, secret_diff, link_items, link_diff = self.write_secrets(
+            [ns for ns in self.namespaces if ns not in kept], desired, "present", minted)
+        if kept:
+            self.module.warn("left %s in %s as it is: this collection did not create it; set replace_existing "
+                             "to replace it" % (params["name"], ", ".join(kept)))
+            items = sorted(items + [results.item(ns, params["name"], "unchanged", kept=True) for ns in kept],
+                           key=lambda entry: self.namespaces.index(entry["namespace"]))
 
-        failed = [item for item in items if item["action"] == "failed"]
-        deleted = []
-        if action != "reused" and not self.check and len(failed) == len(items):
+        failed = [item["namespace"] for item in items if item["action"] == "failed"]
+        written = [item for item in items if item["action"] != "failed" and not item.get("kept")]
+        deleted, retired, still_old = [], [], []
+        if minted is not None and not written:
             # No secret holds the new key: it would only be clutter.
             self.delete_keys([key])
-            action = "discarded"
-        elif old_keys and failed:
-            self.module.warn("rotation incomplete: %d of %d secrets could not be updated, so the %d older "
-                             "key(s) named %s were kept; fix the failures and run again"
-                             % (len(failed), len(items), len(old_keys), self.key_name))
-        elif old_keys:
-            deleted = self.delete_keys([k for k in old_keys if k.get("id") != key.get("id")])
+            action = "deleted"
+        elif self.service is not None:
+            deleted, retired, still_old = self.old_keys(key, value, rotating, failed, kept)
 
         key_after = key_summary(key, action)
+        key_after["rotated"] = rotating and action != "deleted"
         if value != CHECK_MODE_KEY:
             key_after["fingerprint"] = value_fingerprint(value)
             self.extra["fingerprint"] = fingerprint(desired)
-        self.extra.update(api_key=key_after, deleted_api_keys=deleted, servers=sorted(desired["auths"]))
+        self.extra.update(api_key=key_after, deleted_api_keys=deleted, retired_api_keys=retired,
+                          namespaces_holding_old_key=still_old, servers=sorted(desired["auths"]))
         diff_before = {"api_key": _key_names(key_before), "secrets": secret_diff["before"]}
         diff_after = {"api_key": _key_names(key_after), "secrets": secret_diff["after"]}
-        if deleted or (self.check and old_keys):
-            diff_before["api_keys_deleted"] = [_key_names(k) for k in (deleted or old_keys)]
+        if deleted:
+            diff_before["api_keys_deleted"] = [_key_names(k) for k in deleted]
+        if retired:
+            diff_after["api_keys_retired"] = [dict(_key_names(k), delete_after=k["delete_after"]) for k in retired]
         self.finish(items, link_items, link_diff, diff_before, diff_after)
 
+    def old_keys(self, key, value, rotating, failed, kept):
+        """Delete (or retire) this collection's older keys once no target secret holds them.
+
+        Returns (deleted, retired, namespaces whose secret still holds one of them).
+        """
+        ours = keys_to_delete(self.iam.list_api_keys(self.account, self.service["iam_id"]), self.key_name,
+                              [key.get("id")])
+        old_ids = set(k.get("id") for k in ours)
+        # Secrets that failed or were left alone keep the value they had before this run.
+        behind = [ns for ns in self.namespaces if (ns in failed or ns in kept) and self.held.get(ns, value) != value]
+        values = sorted(set(self.held[ns] for ns in behind))
+        blocked = bool(failed) or len(values) > MAX_KEY_LOOKUPS  # too many to tell apart: keep every key
+        keep = set([key.get("id")])
+        still_old = []
+        for namespace in behind:
+            details = None if len(values) > MAX_KEY_LOOKUPS else self.details(self.held[namespace])
+            if details is None and len(values) <= MAX_KEY_LOOKUPS:
+                continue  # a value IAM does not know: not one of our keys
+            if details is None or details.get("id") in old_ids:
+                still_old.append(namespace)
+                if details is not None:
+                    keep.add(details.get("id"))
+        if rotating and (failed or still_old):
+            where = still_old or failed
+            self.module.warn("rotation incomplete: %d of %d secrets could not take the new key (%s), so the "
+                             "older key(s) named %s were kept; fix that and run again"
+                             % (len(where), len(self.namespaces), ", ".join(where), self.key_name))
+        now = datetime.datetime.now(datetime.timezone.utc)
+        grace = self.params["rotation_grace_period"]
+        plan = plan_old_keys(ours, self.key_name, keep, now, rotating, grace, blocked=blocked)
+        deleted = self.delete_keys(plan["delete"])
+        retired = self.retire_keys(plan["retire"], now + datetime.timedelta(seconds=grace))
+        return deleted, retired, still_old
+
     def absent(self):
-        items, secret_diff, link_items, link_diff = self.write_secrets(None, "absent")
+        items, secret_diff, link_items, link_diff = self.write_secrets(self.namespaces, None, "absent")
         deleted = []
         failed = [item for item in items if item["action"] == "failed"]
         if self.service is not None and not failed:
-            deleted = self.delete_keys(self.our_old_keys())
+            deleted = self.delete_keys(keys_to_delete(
+                self.iam.list_api_keys(self.account, self.service["iam_id"]), self.key_name))
         self.extra.update(api_key=None, deleted_api_keys=deleted)
         diff_before = {"secrets": secret_diff["before"], "api_keys": [_key_names(k) for k in deleted]}
         diff_after = {"secrets": secret_diff["after"], "api_keys": []}

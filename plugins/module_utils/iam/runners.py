@@ -5,14 +5,14 @@
 
 Each ``run_*`` function takes the AnsibleModule, does the whole task and exits it.
 Check mode stops after the reads. Nothing here imports the Kubernetes client, so
-these IAM-only modules start fast; iam_pull_secret lives in ``iam_pull_secrets``.
+these IAM-only modules start fast; iam_pull_secret lives in ``pull_secret_runner``.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results as results
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results
 from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.client import (
     IamError,
     get_iam_client,
@@ -128,7 +128,10 @@ def run_iam_service_id(module):
             after = _service_id_diff(record)
     except IamError as exc:
         _fail(module, exc)
-    result.update(changed=action in results.CHANGING, outcome=action, service_id=service_id_summary(record),
+    # One object, one item: the same results/counts shape as the many-namespace modules.
+    entry = results.item(None, params["name"], action, id=(record or {}).get("id"))
+    result.update(changed=action in results.CHANGING, action=action, results=[entry],
+                  counts=results.count([entry]), service_id=service_id_summary(record),
                   diff=dict(before=before, after=after))
     module.exit_json(**result)
 
@@ -162,7 +165,7 @@ def _apply_policy_step(iam, step, account, iam_id, description):
     policy = step.get("policy") or {}
     if step["action"] == "unchanged":
         return "unchanged", policy.get("id")
-    if step["action"] == "delete":
+    if step["action"] == "deleted":
         try:
             iam.call("delete_v2_policy", id=policy["id"])
         except IamError as exc:
@@ -171,7 +174,7 @@ def _apply_policy_step(iam, step, account, iam_id, description):
             raise
         return "deleted", policy["id"]
     body = policy_body(account, iam_id, step["roles"], step["scope"], description)
-    if step["action"] == "create":
+    if step["action"] == "created":
         return "created", iam.result("create_v2_policy", **body)["id"]
     return _replace_policy(iam, policy["id"], body, step["scope"], step["roles"], account)
 
@@ -223,18 +226,17 @@ def run_iam_registry_policy(module):
     name = service["name"] if service else params["service_id"]
     description = params.get("description") or \
         "Container Registry access for service ID %s (managed by ibmcloud.registry)" % name
-    past = {"create": "created", "replace": "updated", "delete": "deleted", "unchanged": "unchanged"}
     done = []
     for step in steps:
         if module.check_mode:
-            done.append(step_summary(step, past[step["action"]]))
+            done.append(step_summary(step))
             continue
         try:
             action, policy_id = _apply_policy_step(iam, step, account, iam_id, description)
         except IamError as exc:
             module.fail_json(msg="%s; policies handled before the failure are listed in policies" % exc,
-                             changed=any(d["action"] in results.CHANGING for d in done), policies=done,
+                             changed=results.any_changed(done), policies=done, counts=results.count(done),
                              service_id=service_id_summary(service), account_id=account)
         done.append(step_summary(step, action, policy_id))
-    module.exit_json(changed=any(d["action"] in results.CHANGING for d in done), policies=done,
+    module.exit_json(changed=results.any_changed(done), policies=done, counts=results.count(done),
                      service_id=service_id_summary(service), account_id=account, diff=policies_diff(steps))

@@ -17,22 +17,17 @@ __metaclass__ = type
 import time
 from functools import partial
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results as results
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (
-    KubeError,
-    describe_target,
-)
-from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.plan import (
     CONFLICT_RETRIES,
     MERGE_PATCH,
-    ensure_pull_secrets,
-)
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import (
+    KubeError,
+    describe_target,
     find_named,
     map_bounded,
 )
 
-# ``for`` value -> the ServiceAccount field it edits.
+# ``link_for`` value -> the ServiceAccount field it edits.
 LINK_FIELDS = {"pull": "imagePullSecrets", "mount": "secrets"}
 
 
@@ -187,22 +182,3 @@ def missing_secrets(client, names, namespaces, parallelism=8):
                 missing.setdefault(namespace, []).append(name)
     return missing
 
-
-def ensure_secret_and_links(client, namespaces, name, desired, state, force, service_accounts,
-                            service_account_timeout, check_mode=False, parallelism=8, want_diff=True):
-    """The pull secret ``name`` in every namespace, then linked for pull on ``service_accounts``.
-
-    Links only where the secret is in place; with state=absent, unlinks wherever asked.
-    Returns (secret_items, secret_diff, link_items, link_diff); without service accounts
-    link_items is [] and link_diff None. Raises KubeError only when the read before the
-    secret writes fails (nothing was written then).
-    """
-    secret_items, secret_diff = ensure_pull_secrets(
-        client, namespaces, name, desired, state=state, force=force, check_mode=check_mode,
-        parallelism=parallelism, want_diff=want_diff)
-    if not service_accounts:
-        return secret_items, secret_diff, [], None
-    ready = [item["namespace"] for item in secret_items if item["action"] != "failed"]
-    link_items, link_diff = ensure_links(client, ready, service_accounts, [name], ("pull",), state,
-                                         check_mode, service_account_timeout, parallelism)
-    return secret_items, secret_diff, link_items, link_diff

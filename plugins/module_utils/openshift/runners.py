@@ -4,7 +4,7 @@
 """What the OpenShift modules do, step by step: validate, detect, read, plan, write, report.
 
 Each ``run_*`` function takes the AnsibleModule, does the whole task and exits it.
-The pure plans live in ``openshift``; pull secrets and service account links reuse
+The pure plans live in ``plan``, reads and writes in ``client``; pull secrets and service account links reuse
 ``pull_secrets`` and ``service_accounts`` exactly as ``icr_pull_secret`` does.
 """
 
@@ -12,8 +12,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift import client as ocp_client
 from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift import plan as ocp
-from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results as results
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import (
     DockerConfigError,
     build_dockerconfig,
@@ -25,6 +26,7 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client impo
     get_kube_client,
     validate_kube_params,
 )
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.plan import CONFLICT_RETRIES
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.runners import (
     common_errors,
     fail_on_errors,
@@ -59,11 +61,11 @@ def _connect(module, task, needed_groups):
         groups = client.api_groups()
     except KubeError as exc:
         module.fail_json(msg=str(exc))
-    flavour = ocp.flavour_from_groups(groups)
-    problem = ocp.missing_api_message(task, groups, needed_groups)
+    flavour = ocp_client.flavour_from_groups(groups)
+    problem = ocp_client.missing_api_message(task, groups, needed_groups)
     if problem:
         module.fail_json(msg=problem, flavour=flavour)
-    return client, ocp.OpenShiftAPI(client), groups, flavour
+    return client, ocp_client.OpenShiftAPI(client), groups, flavour
 
 
 def _name_errors(option, value, what=None):
@@ -117,7 +119,7 @@ def run_ocp_registry_route(module):
     fail_on_errors(module, route_errors(params))
     _require_libraries(module)
     client, api, _groups, flavour = _connect(module, "ocp_registry_route", ["route.openshift.io"])
-    location = ocp.registry_location(flavour, params.get("namespace"), params.get("service"))
+    location = ocp_client.registry_location(flavour, params.get("namespace"), params.get("service"))
     namespace, service = location["namespace"], location["service"]
     name = params.get("name") or service
     annotations = dict(params.get("annotations") or {})
@@ -143,12 +145,14 @@ def run_ocp_registry_route(module):
         module.fail_json(msg=str(exc), **result)
 
     past = {"create": "created", "update": "updated", "unchanged": "unchanged"}
-    result.update(changed=action != "unchanged", outcome=past[action])
+    # Not a top-level "action": the json callbacks overwrite that with the module name.
+    result.update(changed=action != "unchanged",
+                  result=dict(namespace=namespace, name=name, action=past[action]))
     state, spec_host, detail = ocp.route_admission(after or {})
     host, router = (spec_host, detail.get("router")) if state == "admitted" else (None, None)
     if host is None and not module.check_mode and params["wait"]:
         try:
-            host, router, after = ocp.wait_for_admission(api, name, namespace,
+            host, router, after = ocp_client.wait_for_admission(api, name, namespace,
                                                          params["wait_timeout"], first=after)
         except (KubeError, ocp.OpenShiftError) as exc:
             module.fail_json(msg=str(exc), **result)
@@ -191,13 +195,13 @@ def run_ocp_registry_config(module):
         groups = client.api_groups()
     except KubeError as exc:
         module.fail_json(msg=str(exc))
-    flavour = ocp.flavour_from_groups(groups)
+    flavour = ocp_client.flavour_from_groups(groups)
     needed = ["imageregistry.operator.openshift.io"]
-    if flavour == ocp.KUBERNETES or (changing and flavour == ocp.OPENSHIFT_3):
-        module.fail_json(msg=ocp.missing_api_message("ocp_registry_config", groups, needed),
+    if flavour == ocp_client.KUBERNETES or (changing and flavour == ocp_client.OPENSHIFT_3):
+        module.fail_json(msg=ocp_client.missing_api_message("ocp_registry_config", groups, needed),
                          flavour=flavour)
-    api = ocp.OpenShiftAPI(client)
-    location = ocp.registry_location(flavour)
+    api = ocp_client.OpenShiftAPI(client)
+    location = ocp_client.registry_location(flavour)
     result = dict(changed=False, flavour=flavour)
 
     def plan(config):
@@ -213,20 +217,21 @@ def run_ocp_registry_config(module):
 
     try:
         after = None
-        if flavour == ocp.OPENSHIFT_4:
+        if flavour == ocp_client.OPENSHIFT_4:
             action, before, after = api.ensure(ocp.REGISTRY_OPERATOR_API, "Config",
                                                ocp.REGISTRY_CONFIG_NAME, None, plan,
                                                check_mode=module.check_mode)
             result.update(changed=action != "unchanged",
-                          outcome="updated" if action == "update" else "unchanged",
+                          result=dict(name=ocp.REGISTRY_CONFIG_NAME,
+                                      action="updated" if action == "update" else "unchanged"),
                           config=ocp.registry_config_view(after),
                           storage=ocp.storage_summary(after))
             if result["changed"]:
                 result["diff"] = {"before": ocp.registry_config_view(before),
                                   "after": ocp.registry_config_view(after)}
         else:
-            result.update(outcome="unchanged", config=None, storage=None)
-        pvc = api.core_get("PersistentVolumeClaim", ocp.pvc_claim_name(after, flavour),
+            result.update(result=dict(name=None, action="unchanged"), config=None, storage=None)
+        pvc = api.core_get("PersistentVolumeClaim", ocp_client.pvc_claim_name(after, flavour),
                            location["namespace"])
         result["volume"] = ocp.volume_details(pvc)
         result["default_route_host"] = None
@@ -268,7 +273,7 @@ def internal_pull_secret_errors(params):
 
 
 def _route_host(api, flavour, params):
-    location = ocp.registry_location(flavour, params.get("route_namespace"))
+    location = ocp_client.registry_location(flavour, params.get("route_namespace"))
     name = params.get("route_name") or location["service"]
     route = api.get(ocp.ROUTE_API, "Route", name, location["namespace"])
     if route is None:
@@ -308,6 +313,21 @@ def _source_secret(client, api, namespace, sa_name):
     return secret
 
 
+BOUND_TOKEN_REFUSAL = (
+    "%(where)s holds a bound service account token (OpenShift 4.16 and later): it expires "
+    "after about an hour and OpenShift renews only its own secret, so copies in other projects "
+    "stop working. Let the other projects pull through a system:image-puller RoleBinding "
+    "instead (ibmcloud.registry.ocp_image_puller), or set allow_expiring_token: true to copy "
+    "it anyway and rerun the task before the token expires; nothing was written")
+BOUND_TOKEN_WARNING = (
+    "The copied token is a bound token that expires in about an hour (allow_expiring_token is "
+    "set): rerun this task before then, or use ibmcloud.registry.ocp_image_puller")
+LEGACY_TOKEN_WARNING = (
+    "The copied token is a legacy service account token that does not expire: every project "
+    "that gets the copy pulls with the source service account's rights until the token is "
+    "revoked. ibmcloud.registry.ocp_image_puller grants pulls without copying credentials")
+
+
 def run_ocp_internal_pull_secret(module):
     params = module.params
     fail_on_errors(module, internal_pull_secret_errors(params))
@@ -319,15 +339,15 @@ def run_ocp_internal_pull_secret(module):
         groups = client.api_groups()
     except KubeError as exc:
         module.fail_json(msg=str(exc))
-    flavour = ocp.flavour_from_groups(groups)
+    flavour = ocp_client.flavour_from_groups(groups)
     needed = ["route.openshift.io"] if needs_route else []
-    problem = ocp.missing_api_message("ocp_internal_pull_secret", groups, needed)
-    if problem is None and flavour == ocp.KUBERNETES:
-        problem = ocp.missing_api_message("ocp_internal_pull_secret", groups,
+    problem = ocp_client.missing_api_message("ocp_internal_pull_secret", groups, needed)
+    if problem is None and flavour == ocp_client.KUBERNETES:
+        problem = ocp_client.missing_api_message("ocp_internal_pull_secret", groups,
                                           ["image.openshift.io"])
     if problem:
         module.fail_json(msg=problem, flavour=flavour)
-    api = ocp.OpenShiftAPI(client)
+    api = ocp_client.OpenShiftAPI(client)
 
     name = params["name"]
     desired, extra = None, dict(name=name, flavour=flavour)
@@ -342,14 +362,22 @@ def run_ocp_internal_pull_secret(module):
                                     params["source_service_account"])
             where = "Secret %s/%s" % (params["source_namespace"], secret["metadata"]["name"])
             username, password, shape = ocp.internal_credentials(secret, where)
+            token = ocp.token_kind(secret, password)
+            if token == "bound" and not params["allow_expiring_token"]:
+                raise ocp.OpenShiftError(BOUND_TOKEN_REFUSAL % {"where": where})
             desired = build_dockerconfig([server], username, password, params.get("email"))
             extra.update(server=server, fingerprint=fingerprint(desired), source=dict(
                 origin, namespace=params["source_namespace"],
                 service_account=params["source_service_account"],
-                secret=secret["metadata"]["name"], shape=shape))
+                secret=secret["metadata"]["name"], shape=shape, token=token))
         namespaces = resolve_namespaces(client, params)
     except (KubeError, DockerConfigError, ocp.OpenShiftError) as exc:
         module.fail_json(msg=str(exc), **extra)
+    token = (extra.get("source") or {}).get("token")
+    if token == "bound":
+        module.warn(BOUND_TOKEN_WARNING)
+    elif token == "legacy":
+        module.warn(LEGACY_TOKEN_WARNING)
 
     try:
         secret_items, secret_diff, link_items, link_diff = ensure_secret_and_links(
@@ -365,6 +393,68 @@ def run_ocp_internal_pull_secret(module):
         sections.append(("Linking secret %s to service accounts" % name, link_items))
         before["service_accounts"], after["service_accounts"] = link_diff["before"], link_diff["after"]
     results.exit_with(module, sections, diff={"before": before, "after": after}, **extra)
+
+
+# --- ocp_image_puller ----------------------------------------------------------------
+
+def image_puller_errors(params):
+    errors = common_errors(params)
+    if not params["image_namespaces"]:
+        errors.append("image_namespaces must name at least one project that holds the images")
+    for namespace in params["image_namespaces"] or []:
+        errors += _namespace_errors("image_namespaces", namespace)
+    return errors
+
+
+def _apply_image_puller(api, step, params):
+    """Write one step, replanning from a fresh read on 409 (changed or created meanwhile)."""
+    for _attempt in range(CONFLICT_RETRIES):
+        if step["write"] is None:
+            return step
+        try:
+            ocp_client.write_role_binding(api, step)
+            return step
+        except KubeError as exc:
+            if exc.status != 409:
+                return dict(step, action="failed", error=str(exc))
+        try:
+            fresh = ocp_client.read_role_binding(api, step["namespace"], step["name"])
+        except KubeError as exc:
+            return dict(step, action="failed", error=str(exc))
+        step = ocp.plan_image_puller(step["namespace"], step["consumer"], fresh,
+                                     params["service_accounts"], params["state"], params["force"])
+    return dict(step, action="failed", error="RoleBinding %s/%s kept changing; gave up after %d "
+                "conflicts" % (step["namespace"], step["name"], CONFLICT_RETRIES))
+
+
+def run_ocp_image_puller(module):
+    params = module.params
+    fail_on_errors(module, image_puller_errors(params))
+    client, api, _groups, flavour = _connect(module, "ocp_image_puller", ["image.openshift.io"])
+    images = params["image_namespaces"]
+    extra = dict(flavour=flavour, role=ocp.IMAGE_PULLER_ROLE)
+    try:
+        consumers = resolve_namespaces(client, params)
+        listed = map_bounded(lambda ns: ocp_client.list_role_bindings(api, ns), images,
+                             params["parallelism"])
+    except KubeError as exc:
+        module.fail_json(msg="%s; nothing was written" % exc, **extra)
+    steps = ocp.plan_image_pullers(dict(zip(images, listed)), images, consumers,
+                                   params["service_accounts"], params["state"], params["force"])
+    if not module.check_mode:
+        steps = map_bounded(lambda step: _apply_image_puller(api, step, params), steps,
+                            params["parallelism"])
+    items, before, after = [], {}, {}
+    for step in steps:
+        view = step["after"] if step["action"] != "failed" else step["before"]
+        items.append(results.item(step["namespace"], step["name"], step["action"],
+                                  step.get("error"), consumer=step["consumer"],
+                                  subjects=(view or {}).get("subjects") or []))
+        if step["action"] in results.CHANGING:
+            key = "%s/%s" % (step["namespace"], step["name"])
+            before[key], after[key] = step["before"], step["after"]
+    results.exit_with(module, [("Granting %s" % ocp.IMAGE_PULLER_ROLE, items)],
+                      diff={"before": before, "after": after}, **extra)
 
 
 # --- ocp_image_stream_tag ------------------------------------------------------------

@@ -13,29 +13,25 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results as results
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import (
     DOCKERCONFIGJSON_TYPE,
     DockerConfigError,
     decode_secret,
     encode_secret_data,
     redact,
+    size_error,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (  # noqa: F401
+    CONFLICT_RETRIES,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    MERGE_PATCH,  # pylint: disable=unused-import (other parts import it from here)
     KubeError,
     describe_target,
-)
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import (
     find_named,
     map_bounded,
 )
-
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY_VALUE = "ibmcloud.registry"
-CONFLICT_RETRIES = 5
-# RFC 7386 merge patch: maps merge, lists are replaced whole, and the
-# metadata.resourceVersion it carries makes the write conditional (409 if stale).
-MERGE_PATCH = "application/merge-patch+json"
 
 
 def is_managed(secret):
@@ -46,8 +42,9 @@ def is_managed(secret):
 def plan_secret(namespace, name, existing, desired, state="present", force=False):
     """What to do in one namespace: a dict with ``action`` and, for diffs, before/after.
 
-    ``action`` is one of create, update, unchanged, delete, absent, or failed (with
-    ``error``) for objects this module must not or cannot change.
+    ``action`` is a word of the result vocabulary (common/results.py): created,
+    updated, unchanged, deleted, absent, or failed (with ``error``) for objects this
+    module must not or cannot change. A plan says what its apply will report.
     ``existing`` is the Secret as a dict or None, ``desired`` the {"auths": ...} document.
     """
     where = "Secret %s/%s" % (namespace, name)
@@ -84,17 +81,17 @@ def plan_secret(namespace, name, existing, desired, state="present", force=False
                         "force to delete it" % (where, MANAGED_BY_VALUE, MANAGED_BY_LABEL,
                                                 MANAGED_BY_VALUE))
         else:
-            step["action"] = "delete"
+            step["action"] = "deleted"
             step["resource_version"] = existing["metadata"]["resourceVersion"]
         return step
 
     step["after"] = desired
     if existing is None:
-        step["action"] = "create"
+        step["action"] = "created"
     elif current == desired and is_managed(existing):
         step.update(action="unchanged", before=None)  # not shown in diffs; do not keep N documents
     else:
-        step["action"] = "update"
+        step["action"] = "updated"
         step["resource_version"] = existing["metadata"]["resourceVersion"]
     return step
 
@@ -127,18 +124,18 @@ def _apply_step(client, step, labels):
     for _attempt in range(CONFLICT_RETRIES):
         action = step["action"]
         try:
-            if action == "create":
+            if action == "created":
                 client.call_json(describe_target("create", "Secret", namespace, name),
                                  core.create_namespaced_secret, namespace,
                                  secret_body(namespace, name, step["after"], labels))
                 return "created"
-            if action == "update":
+            if action == "updated":
                 client.call_json(describe_target("update", "Secret", namespace, name),
                                  core.patch_namespaced_secret, name, namespace,
                                  _update_body(step["after"], step["resource_version"], labels),
                                  _content_type=MERGE_PATCH)
                 return "updated"
-            if action == "delete":
+            if action == "deleted":
                 client.call_json(describe_target("delete", "Secret", namespace, name),
                                  core.delete_namespaced_secret, name, namespace,
                                  body={"preconditions": {"resourceVersion": step["resource_version"]}})
@@ -147,9 +144,9 @@ def _apply_step(client, step, labels):
         except KubeError as exc:
             # 409: created meanwhile, or changed since our read. 404 on delete: gone.
             # 404 on update: deleted since our read; the fresh plan creates it again.
-            if exc.status == 404 and action == "delete":
+            if exc.status == 404 and action == "deleted":
                 return "absent"
-            if exc.status != 409 and not (exc.status == 404 and action == "update"):
+            if exc.status != 409 and not (exc.status == 404 and action == "updated"):
                 raise
         step = _replan(client, step)
         if step["action"] == "failed":
@@ -161,14 +158,9 @@ def _apply_step(client, step, labels):
 def _replan(client, step):
     """A fresh plan for one namespace after a conflict."""
     namespace, name = step["namespace"], step["name"]
-    try:
-        existing = client.call_json(describe_target("get", "Secret", namespace, name),
-                                    client.core.read_namespaced_secret, name, namespace)
-    except KubeError as exc:
-        if exc.status != 404:
-            raise
-        existing = None
-    state = "absent" if step["action"] in ("delete", "absent") else "present"
+    existing = client.read_json(describe_target("get", "Secret", namespace, name),
+                                client.core.read_namespaced_secret, name, namespace)
+    state = "absent" if step["action"] in ("deleted", "absent") else "present"
     fresh = plan_secret(namespace, name, existing, step["after"], state, force=step.get("force", False))
     fresh["force"] = step.get("force", False)
     return fresh
@@ -189,10 +181,8 @@ def apply_plan(client, plan, parallelism=8, labels=None):
 
 
 def predicted_results(plan):
-    """What apply_plan would report, for check mode."""
-    past = {"create": "created", "update": "updated", "delete": "deleted"}
-    return [results.item(step["namespace"], step["name"], past.get(step["action"], step["action"]),
-                         step.get("error"))
+    """What apply_plan would report, for check mode: the plan's own actions."""
+    return [results.item(step["namespace"], step["name"], step["action"], step.get("error"))
             for step in plan]
 
 
@@ -210,7 +200,14 @@ def plan_diff(plan):
 
 def ensure_pull_secrets(client, namespaces, name, desired, state="present", force=False,
                         check_mode=False, parallelism=8, labels=None, want_diff=True):
-    """Read (one LIST), plan, and unless check_mode apply. Returns (items, diff)."""
+    """Read (one LIST), plan, and unless check_mode apply. Returns (items, diff).
+
+    Raises KubeError before any request when the secret would exceed the API server's
+    size limit.
+    """
+    problem = size_error(desired) if state == "present" else None
+    if problem:
+        raise KubeError("Secret %s: %s" % (name, problem), status=413)
     existing = find_named(client, "Secret", name, namespaces, parallelism)
     plan = plan_pull_secrets(existing, namespaces, name, desired, state, force)
     for step in plan:

@@ -13,7 +13,7 @@ import pytest
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets import dockerconfig as dc
 from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift import plan as ocp
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets import plan as ps
-from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results as results
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import service_accounts as sa
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import KubeError
 
@@ -74,7 +74,7 @@ def test_legacy_dockercfg_secret_is_refused_not_patched():
     assert step["error"] == ("Secret ns/s exists with type kubernetes.io/dockercfg, not "
                              "kubernetes.io/dockerconfigjson; delete it or choose another name")
     assert ps.plan_secret("ns", "s", legacy, DESIRED, force=True)["action"] == "failed"
-    assert ps.plan_secret("ns", "s", legacy, None, "absent")["action"] == "delete"
+    assert ps.plan_secret("ns", "s", legacy, None, "absent")["action"] == "deleted"
 
 
 def test_secret_deleted_between_read_and_update_is_created_again():
