@@ -103,7 +103,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-# Seed, "Setting up builds in the internal registry to push images to IBM Cloud
+# The guide "Setting up an image registry", section "Setting up builds in the internal registry to push images to IBM Cloud
 # Container Registry", steps 3 to 5.
 - name: A secret with Writer access to us.icr.io in the default project
   ibmcloud.registry.icr_pull_secret:

@@ -110,7 +110,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-# Seed, "Importing images from IBM Cloud Container Registry into the internal
+# The guide "Setting up an image registry", section "Importing images from IBM Cloud Container Registry into the internal
 # registry image stream", step 4, for several images in one task.
 - name: Import images from us.icr.io into image streams in the default project
   ibmcloud.registry.ocp_image_stream_tag:

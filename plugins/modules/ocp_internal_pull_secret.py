@@ -12,10 +12,20 @@ module: ocp_internal_pull_secret
 short_description: Pull secrets for the OpenShift internal registry in many projects
 version_added: 0.1.0
 description:
-  - Lets deployments in other projects pull images from the internal registry
-    through its external route - step 8 of "Setting up a secure external
-    route for the internal registry" in IBM Cloud's documentation, for any number
-    of projects in one call.
+  - Copies the internal registry's credentials into other projects as a pull secret for
+    its external route - step 8 of "Setting up a secure external route for the internal
+    registry" in IBM Cloud's guide "Setting up an image registry", for any number of
+    projects in one call.
+  - Prefer M(ibmcloud.registry.ocp_image_puller) to let other projects pull from the
+    internal registry - a C(system:image-puller) RoleBinding, nothing to copy, nothing
+    that expires. Use this module only where a real copy of the credentials is needed
+    (for example, pulls from outside the cluster through the route).
+  - From OpenShift 4.16 the C(<sa>-dockercfg-*) secret holds a bound token that expires
+    after about an hour (annotation
+    C(openshift.io/internal-registry-auth-token.binding=bound)); copies of it stop
+    working, so such a source is refused unless O(allow_expiring_token=true). A legacy
+    token (before 4.16, or C(binding=legacy)) does not expire; copying it is done with a
+    warning, because every target project then pulls with the source account's rights.
   - Reads the credentials from a service account's C(<sa>-dockercfg-*) secret (by
     default C(default) in project C(default)) - both the shape before OpenShift 4.16
     (C(username)/C(password) per registry) and the 4.16+ shape (only C(auth)) - and
@@ -83,6 +93,13 @@ options:
     description: Seconds to wait for a service account that does not exist yet.
     type: int
     default: 30
+  allow_expiring_token:
+    description:
+      - Copy a bound (expiring) token anyway. The copies stop working when the token
+        expires (about an hour) or when OpenShift recreates the source secret; rerun the
+        task before then.
+    type: bool
+    default: false
   force:
     description:
       - With O(state=present), overwrite an existing secret whose content cannot be
@@ -104,17 +121,17 @@ attributes:
     support: full
     description: Shows server and username per project; the token is redacted.
 notes:
-  - From OpenShift 4.16 the token in C(<sa>-dockercfg-*) secrets is a bound token
-    that OpenShift renews; run the task again (for example on a schedule) to refresh
-    the copies. A run with unchanged credentials writes nothing.
+  - With O(allow_expiring_token=true), run the task again (for example on a schedule) to
+    refresh the copies of a bound token; a run with unchanged credentials writes nothing.
 seealso:
+  - module: ibmcloud.registry.ocp_image_puller
   - module: ibmcloud.registry.ocp_registry_route
   - module: ibmcloud.registry.icr_pull_secret
   - module: ibmcloud.registry.sa_pull_secret
 """
 
 EXAMPLES = r"""
-# Seed, "Setting up a secure external route for the internal registry", step 8:
+# The guide "Setting up an image registry", section "Setting up a secure external route for the internal registry", step 8:
 # an image pull secret for the route host in each project, added to its default
 # service account.
 - name: Internal registry pull secret in the team projects
@@ -160,12 +177,13 @@ fingerprint:
 source:
   description:
     - Where the credentials came from - C(namespace), C(service_account), C(secret),
-      C(shape) (V(username-password) before OpenShift 4.16, V(auth-only) from 4.16)
-      and C(route) (the Route the host came from, or null).
+      C(shape) (V(username-password) before OpenShift 4.16, V(auth-only) from 4.16),
+      C(token) (V(bound) - expires, V(legacy) - does not, or V(unknown)) and C(route)
+      (the Route the host came from, or null).
   returned: when state is present
   type: dict
   sample: {namespace: default, service_account: default, secret: default-dockercfg-mpcn4,
-           shape: username-password, route: openshift-image-registry/image-registry}
+           shape: username-password, token: legacy, route: openshift-image-registry/image-registry}
 results:
   description: One entry per target project.
   returned: always
@@ -223,6 +241,7 @@ def argument_spec():
         email=dict(type="str"),
         service_accounts=dict(type="list", elements="str", default=["default"]),
         service_account_timeout=dict(type="int", default=30),
+        allow_expiring_token=dict(type="bool", default=False),
         force=dict(type="bool", default=False),
     )
 

@@ -84,7 +84,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-# Seed, "Classic: Storing images in the internal registry" - viewing volume details.
+# The guide "Setting up an image registry", section "Classic: Storing images in the internal registry" - viewing volume details.
 - name: Size and storage class of the registry's volume (OpenShift 4 or 3.11)
   ibmcloud.registry.ocp_registry_config:
   register: registry
@@ -93,7 +93,7 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ registry.volume.size }} of {{ registry.volume.storage_class }} ({{ registry.volume.phase }})"
 
-# Seed, "Storing images in the worker node empty directory", steps 2 and 3.
+# The guide "Setting up an image registry", section "Storing images in the worker node empty directory", steps 2 and 3.
 - name: Store registry images in the worker node's emptyDir (NOT persistent)
   ibmcloud.registry.ocp_registry_config:
     storage: emptyDir
@@ -180,10 +180,21 @@ default_route_host:
   description: Host of the operator's C(default-route), when it is enabled and admitted.
   returned: always
   type: str
-outcome:
-  description: V(updated) or V(unchanged) (in check mode, what would happen).
+result:
+  description:
+    - What happened to the operator Config, in the vocabulary of every module's per-item
+      results. Not a top-level C(action), which the json callbacks overwrite with the
+      module name.
   returned: success
-  type: str
+  type: dict
+  contains:
+    name:
+      description: The Config's name, C(cluster) (null on OpenShift 3.11, which has none).
+      type: str
+    action:
+      description: V(updated) or V(unchanged) (in check mode, what would happen).
+      type: str
+  sample: {name: cluster, action: updated}
 flavour:
   description: What API discovery found - V(openshift4), V(openshift3) or V(kubernetes).
   returned: always

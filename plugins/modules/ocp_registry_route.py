@@ -135,7 +135,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-# Seed, "Setting up a secure external route for the internal registry", steps 1-4:
+# The guide "Setting up an image registry", section "Setting up a secure external route for the internal registry", steps 1-4:
 # make sure the image-registry service exists, create a reencrypt route for it, and set
 # the load balancing strategy to source. The registered host is what docker login uses.
 - name: Secure external route for the internal registry (OpenShift 4 and 3.11 alike)
@@ -178,12 +178,23 @@ router:
   returned: always
   type: str
   sample: default
-outcome:
+result:
   description:
-    - V(created), V(updated) or V(unchanged) (in check mode, what would happen). Not
-      called C(action), which some callbacks overwrite with the module name.
+    - What happened to the route, in the vocabulary of every module's per-item results.
+      Not a top-level C(action), which the json callbacks overwrite with the module name.
   returned: success
-  type: str
+  type: dict
+  contains:
+    namespace:
+      description: Project of the route.
+      type: str
+    name:
+      description: Name of the route.
+      type: str
+    action:
+      description: V(created), V(updated) or V(unchanged) (in check mode, what would happen).
+      type: str
+  sample: {namespace: openshift-image-registry, name: image-registry, action: created}
 name:
   description: Name of the route.
   returned: always

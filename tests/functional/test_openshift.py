@@ -140,11 +140,11 @@ def test_route_for_the_internal_registry_like_the_seed(openshift, ocp, audit, cu
     runs = converge(ocp, audit, flavour.REGISTRY_NS, "ocp_registry_route", {"wait_timeout": 30}, diff=True)
     expected_host = "image-registry-openshift-image-registry." + DEFAULT_DOMAIN
     first = runs["first"]
-    assert (first["outcome"], first["host"], first["admitted"], first["router"], first["flavour"]) == \
+    assert (first["result"]["action"], first["host"], first["admitted"], first["router"], first["flavour"]) == \
         ("created", expected_host, True, "default", "openshift4")
-    assert (runs["check"]["outcome"], runs["check"]["admitted"]) == ("created", False)
+    assert (runs["check"]["result"]["action"], runs["check"]["admitted"]) == ("created", False)
     # The router-assigned host is kept and is no difference on later runs.
-    assert runs["second"]["host"] == expected_host and runs["second"]["outcome"] == "unchanged"
+    assert runs["second"]["host"] == expected_host and runs["second"]["result"]["action"] == "unchanged"
     assert runs["check_again"]["host"] == expected_host
     route = get_route(custom, flavour.REGISTRY_NS, "image-registry")
     assert route["metadata"]["annotations"] == {"haproxy.router.openshift.io/balance": "source"}
@@ -178,7 +178,7 @@ def test_route_custom_host_certificates_redacted_and_updates(openshift, ocp, aud
     played, result = ocp("ocp_registry_route", dict(args, balance="roundrobin",
                                                     tls=dict(args["tls"], key=new_key)), diff=True)
     assert played.rc == 0, played.stdout[-2000:]
-    assert result["outcome"] == "updated" and result["changed"] is True
+    assert result["result"] == {"namespace": namespace, "name": "registry", "action": "updated"} and result["changed"] is True
     assert result["diff"]["after"]["tls"]["key"] == "******** (changed)"
     assert [w["verb"] for w in writes(audit, mark, unique_ns.prefix)] == ["patch"]
     assert CANARY_KEY.replace("9b41f0", "000000") not in played.stdout
@@ -253,6 +253,8 @@ def test_registry_config_volume_emptydir_state_and_default_route(openshift, ocp,
         for label in ("check", "first", "second"):
             assert any("not persistent" in w for w in runs[label].get("warnings", [])), label
         assert runs["first"]["storage"] == {"type": "emptyDir", "persistent": False}
+        assert runs["first"]["result"] == {"name": "cluster", "action": "updated"}
+        assert runs["second"]["result"] == {"name": "cluster", "action": "unchanged"}
         assert runs["first"]["diff"] == {
             "before": {"management_state": "Unmanaged", "storage": "pvc", "default_route": False,
                        "pvc_claim": "image-registry-storage"},
@@ -329,11 +331,25 @@ def test_internal_pull_secret_from_both_dockercfg_shapes(openshift, ocp, audit, 
     for label in ("check", "first", "second", "check_again"):
         assert token not in runs[label + "_stdout"], label
 
-    # OpenShift 4.16+: entries carry only auth; the copy keeps user "<token>" and the bound token.
+    assert first["source"]["token"] == "legacy"
+    assert any("legacy service account token that does not expire" in w for w in first["warnings"])
+
+    # OpenShift 4.16+: the source holds a bound token that expires; copying it is refused
+    # before any write unless allowed.
     args = {"name": "internal-registry-416", "source_namespace": bound_src, "registry_host": host,
             "namespaces": targets}
+    mark = audit.mark()
+    played, result = ocp("ocp_internal_pull_secret", args)
+    assert played.rc != 0
+    assert "holds a bound service account token (OpenShift 4.16 and later)" in result["msg"]
+    assert "ocp_image_puller" in result["msg"] and "allow_expiring_token" in result["msg"]
+    assert writes(audit, mark, unique_ns.prefix) == []
+    # Allowed: entries carry only auth; the copy keeps user "<token>" and the bound token.
+    args["allow_expiring_token"] = True
     runs = converge(ocp, audit, unique_ns.prefix, "ocp_internal_pull_secret", args)
     assert runs["first"]["source"]["shape"] == "auth-only" and runs["first"]["server"] == host
+    assert runs["first"]["source"]["token"] == "bound"
+    assert any("bound token that expires" in w for w in runs["first"]["warnings"])
     token = bound["default"][1]
     for namespace in targets:
         entry = dockerconfigjson(core, namespace, "internal-registry-416")["auths"][host]
@@ -341,6 +357,77 @@ def test_internal_pull_secret_from_both_dockercfg_shapes(openshift, ocp, audit, 
         assert entry["auth"] == base64.b64encode(("<token>:" + token).encode()).decode()
         assert pull_refs(core, namespace) == ["internal-registry", "internal-registry-416"]
         assert token not in runs["first_stdout"]
+
+
+def can_pull(authz, images_namespace, namespace, account="default"):
+    """What the real RBAC authorizer answers for pulls (get imagestreams/layers) by a service account."""
+    review = authz.create_subject_access_review({"spec": {
+        "user": "system:serviceaccount:%s:%s" % (namespace, account),
+        "groups": ["system:serviceaccounts", "system:serviceaccounts:%s" % namespace, "system:authenticated"],
+        "resourceAttributes": {"namespace": images_namespace, "verb": "get", "group": "image.openshift.io",
+                               "resource": "imagestreams", "subresource": "layers"}}})
+    return review.status.allowed
+
+
+def wait_pull_rights(authz, images_namespace, expected, timeout=20):
+    """Wait until the authorizer's cache agrees with ``expected`` {(namespace, account): allowed}."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = {key: can_pull(authz, images_namespace, *key) for key in expected}
+        if seen == expected or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.2)
+
+
+def test_image_puller_role_bindings_grant_pulls_without_copying(openshift, ocp, audit, unique_ns, kube_fixture_client):
+    images, team_a, team_b, outsider = unique_ns("images"), unique_ns("a"), unique_ns("b"), unique_ns("out")
+    authz = k8s.AuthorizationV1Api(kube_fixture_client)
+    rbac = k8s.RbacAuthorizationV1Api(kube_fixture_client)
+    before = {(team_a, "default"): False, (team_b, "builder"): False, (outsider, "default"): False}
+    assert wait_pull_rights(authz, images, before) == before
+
+    args = {"image_namespaces": [images], "namespaces": [team_a, team_b, images]}
+    runs = converge(ocp, audit, unique_ns.prefix, "ocp_image_puller", args, diff=True)
+    first = runs["first"]
+    assert [(r["namespace"], r["consumer"], r["action"], r["subjects"]) for r in first["results"]] == [
+        (images, team_a, "created", ["Group system:serviceaccounts:%s" % team_a]),
+        (images, team_b, "created", ["Group system:serviceaccounts:%s" % team_b])]
+    assert [r["action"] for r in runs["check"]["results"]] == ["created", "created"]
+    assert runs["second"]["counts"]["unchanged"] == 2
+    assert first["diff"]["before"] == {"%s/ibmcloud-registry-image-puller-%s" % (images, team_a): None,
+                                       "%s/ibmcloud-registry-image-puller-%s" % (images, team_b): None}
+    binding = rbac.read_namespaced_role_binding("ibmcloud-registry-image-puller-" + team_a, images)
+    assert (binding.role_ref.kind, binding.role_ref.name) == ("ClusterRole", "system:image-puller")
+    assert binding.metadata.labels == {"app.kubernetes.io/managed-by": "ibmcloud.registry"}
+    granted = {(team_a, "default"): True, (team_b, "builder"): True, (outsider, "default"): False}
+    assert wait_pull_rights(authz, images, granted) == granted
+
+    # Named accounts only: one update per binding, builder loses the right.
+    runs = converge(ocp, audit, unique_ns.prefix, "ocp_image_puller", dict(args, service_accounts=["default"]),
+                    diff=True)
+    assert [r["action"] for r in runs["first"]["results"]] == ["updated", "updated"]
+    key = "%s/ibmcloud-registry-image-puller-%s" % (images, team_b)
+    assert runs["first"]["diff"]["after"][key]["subjects"] == ["ServiceAccount %s/default" % team_b]
+    named = {(team_a, "default"): True, (team_b, "builder"): False, (team_b, "default"): True}
+    assert wait_pull_rights(authz, images, named) == named
+
+    # state=absent takes the grants back; then nothing is left to delete.
+    runs = converge(ocp, audit, unique_ns.prefix, "ocp_image_puller", dict(args, state="absent"))
+    assert [r["action"] for r in runs["first"]["results"]] == ["deleted", "deleted"]
+    assert [r["action"] for r in runs["second"]["results"]] == ["absent", "absent"]
+    gone = {(team_a, "default"): False, (team_b, "default"): False}
+    assert wait_pull_rights(authz, images, gone) == gone
+    assert rbac.list_namespaced_role_binding(images, label_selector="app.kubernetes.io/managed-by").items == []
+
+
+def test_image_puller_validates_before_any_request(openshift, ocp, audit, unique_ns):
+    mark = audit.mark()
+    played, result = ocp("ocp_image_puller", {"image_namespaces": [], "namespaces": ["Bad_Name"],
+                                              "service_accounts": ["Not Valid"]})
+    assert played.rc != 0
+    assert "image_namespaces must name at least one project" in result["msg"]
+    assert "service_accounts:" in result["msg"] and "Bad_Name" in result["msg"]
+    assert audit.requests(mark, namespace_prefix=unique_ns.prefix) == []
 
 
 def test_internal_pull_secret_without_dockercfg_secret_fails_clearly(openshift, ocp, audit, unique_ns, core):
@@ -482,6 +569,7 @@ PLAIN_TASKS = [
     ("ocp_registry_config", {}),
     ("ocp_registry_config", {"storage": "emptyDir", "allow_non_persistent_storage": True}),
     ("ocp_internal_pull_secret", {"namespaces": ["default"]}),
+    ("ocp_image_puller", {"image_namespaces": ["default"], "namespaces": ["kube-public"]}),
     ("ocp_image_stream_tag", {"images": [{"source": "us.icr.io/a/b:1", "target": "default/b:1"}]}),
     ("ocp_build_secret", {"namespace": "default", "push_secret": "icr-writer", "build_configs": ["app"]}),
 ]

@@ -12,13 +12,20 @@ for the internal registry is created here with the `fixture` identity:
 * the operator's ``configs.imageregistry.operator.openshift.io/cluster`` (:data:`BASELINE_CONFIG`);
 * PVC ``image-registry-storage`` (class ``ibmc-file-gold``, 100Gi). There is no storage
   provisioner, so it stays Pending: its size is the request;
+* ClusterRole ``system:image-puller`` with OpenShift's rule (``get`` on
+  ``imagestreams/layers``), so RoleBindings that grant it are checked by the real RBAC
+  authorizer (a SubjectAccessReview answers as on OpenShift);
 * per test project (:func:`project`): the ``builder`` service account and the
   ``<sa>-dockercfg-<suffix>`` secrets that OpenShift's controllers would create for
-  ``default`` and ``builder``, in the shape before 4.16 (username/password) or from 4.16
-  (``auth`` only), linked to the service accounts as those versions do; and
-  BuildConfigs (:func:`build_config`).
-
-The service account tokens in those secrets are made-up strings, not tokens.
+  ``default`` and ``builder``, linked to the service accounts as those versions do:
+  ``legacy`` is the shape before 4.16 (username/password, ``openshift.io/token-secret.*``
+  annotations, a made-up string as the never-expiring token); ``bound`` is the 4.16+
+  shape of openshift-controller-manager's internal-registry controllers (annotations
+  ``openshift.io/internal-registry-auth-token.service-account`` and ``.binding: bound``,
+  owned by the service account, which carries ``openshift.io/internal-registry-pull-secret-ref``;
+  data created as ``{}``, then filled with ``auth`` entries holding a real bound token
+  from the TokenRequest API, bound to that Secret, with the API server's default
+  lifetime); and BuildConfigs (:func:`build_config`).
 """
 
 from __future__ import annotations
@@ -50,6 +57,18 @@ BASELINE_CONFIG = {"managementState": "Managed", "replicas": 1,
                    "storage": {"pvc": {"claim": REGISTRY_PVC}}}
 
 
+# OpenShift's bootstrap ClusterRole (openshift/openshift-apiserver bootstrap policy).
+IMAGE_PULLER_ROLE = {
+    "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+    "metadata": {"name": "system:image-puller",
+                 "annotations": {"openshift.io/description": "Grants the right to pull images from within a project."}},
+    "rules": [{"apiGroups": ["", "image.openshift.io"], "resources": ["imagestreams/layers"], "verbs": ["get"]}],
+}
+BINDING_ANNOTATION = "openshift.io/internal-registry-auth-token.binding"
+TOKEN_SA_ANNOTATION = "openshift.io/internal-registry-auth-token.service-account"
+PULL_SECRET_REF_ANNOTATION = "openshift.io/internal-registry-pull-secret-ref"
+
+
 def _ignore_exists(call, *args, **kwargs):
     try:
         return call(*args, **kwargs)
@@ -75,6 +94,7 @@ def install(kubeconfig: str, api_client) -> None:
         "metadata": {"name": REGISTRY_PVC, "labels": {"billingType": "hourly"}},
         "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "ibmc-file-gold",
                  "resources": {"requests": {"storage": "100Gi"}}}})
+    _ignore_exists(client.RbacAuthorizationV1Api(api_client).create_cluster_role, IMAGE_PULLER_ROLE)
     custom = client.CustomObjectsApi(api_client)
     _ignore_exists(custom.create_cluster_custom_object, *CONFIG_API[:2], CONFIG_API[2], {
         "apiVersion": "imageregistry.operator.openshift.io/v1", "kind": "Config",
@@ -124,30 +144,57 @@ def wait_for_service_account(core, namespace: str, name: str = "default", timeou
         time.sleep(0.2)
 
 
+def _bound_token(core, namespace: str, account: str, secret: dict) -> str:
+    """A bound token for ``account``, bound to ``secret`` as the 4.16 controller asks for it
+    (no expirationSeconds: the API server's default lifetime, about an hour)."""
+    review = core.create_namespaced_service_account_token(account, namespace, {"spec": {
+        "audiences": [], "boundObjectRef": {"apiVersion": "v1", "kind": "Secret",
+                                            "name": secret.metadata.name, "uid": secret.metadata.uid}}})
+    return review.status.token
+
+
 def project(api_client, namespace: str, shape: str = "legacy", accounts=("default", "builder")) -> dict:
     """OpenShift's per-project service account setup in an existing namespace.
 
     Returns {service account: (secret name, token)}. Before 4.16 the dockercfg secret
     is linked for pull and mount; from 4.16 for pull only.
     """
+    if shape not in ("legacy", "bound"):
+        raise ValueError(shape)
     core = client.CoreV1Api(api_client)
     made = {}
     for account in accounts:
         if account == "default":
-            wait_for_service_account(core, namespace)
+            sa = wait_for_service_account(core, namespace)
         else:
             _ignore_exists(core.create_namespaced_service_account, namespace, {"metadata": {"name": account}})
-        token = f"standin-{shape}-token-{account}-{secrets.token_hex(8)}"
+            sa = wait_for_service_account(core, namespace, account)
         name = f"{account}-dockercfg-{secrets.token_hex(3)[:5]}"
-        core.create_namespaced_secret(namespace, {
-            "metadata": {"name": name, "annotations": {
-                "kubernetes.io/service-account.name": account,
-                "openshift.io/token-secret.name": f"{account}-token-{secrets.token_hex(3)[:5]}"}},
-            "type": "kubernetes.io/dockercfg",
-            "data": {".dockercfg": _b64(json.dumps(dockercfg(shape, token)))}})
-        patch = {"imagePullSecrets": [{"name": name}]}
         if shape == "legacy":
-            patch["secrets"] = [{"name": name}]
+            token = f"standin-legacy-token-{account}-{secrets.token_hex(8)}"
+            core.create_namespaced_secret(namespace, {
+                "metadata": {"name": name, "annotations": {
+                    "kubernetes.io/service-account.name": account,
+                    "kubernetes.io/service-account.uid": sa.metadata.uid,
+                    "openshift.io/token-secret.name": f"{account}-token-{secrets.token_hex(3)[:5]}",
+                    "openshift.io/token-secret.value": token}},
+                "type": "kubernetes.io/dockercfg",
+                "data": {".dockercfg": _b64(json.dumps(dockercfg(shape, token)))}})
+            patch = {"imagePullSecrets": [{"name": name}], "secrets": [{"name": name}]}
+        else:
+            secret = core.create_namespaced_secret(namespace, {
+                "metadata": {"name": name,
+                             "annotations": {TOKEN_SA_ANNOTATION: account, BINDING_ANNOTATION: "bound"},
+                             "ownerReferences": [{"apiVersion": "v1", "kind": "ServiceAccount", "name": account,
+                                                  "uid": sa.metadata.uid, "controller": True,
+                                                  "blockOwnerDeletion": False}]},
+                "type": "kubernetes.io/dockercfg",
+                "data": {".dockercfg": _b64("{}")}})
+            token = _bound_token(core, namespace, account, secret)
+            core.patch_namespaced_secret(name, namespace, {
+                "data": {".dockercfg": _b64(json.dumps(dockercfg(shape, token)))}})
+            patch = {"metadata": {"annotations": {PULL_SECRET_REF_ANNOTATION: name}},
+                     "imagePullSecrets": [{"name": name}]}
         core.patch_namespaced_service_account(account, namespace, patch)
         made[account] = (name, token)
     return made

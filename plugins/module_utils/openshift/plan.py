@@ -1,43 +1,35 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, ibmcloud.registry developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""OpenShift on top of the one client layer: what the cluster is, and pure plans.
+"""Pure plans of the OpenShift part, on plain dicts: no request is made here.
 
-- Flavour detection from API discovery (OpenShift 4, OpenShift 3.11, or plain
-  Kubernetes) and a clear error when a task needs an API group the cluster lacks.
-- :class:`OpenShiftAPI`: reads and conditional merge patches of OpenShift objects
-  through the ``openshift`` package's dynamic client, every request through
-  :meth:`KubeClient.call` (bounded retries, messages naming the object).
-- Pure desired-state and compare functions for the internal registry's Route, the
-  image registry operator's ``Config``, ImageStream spec tags and BuildConfig
-  secrets. Each returns the JSON merge patch that makes the object right (empty
-  when it already is), so a rerun writes nothing and check mode predicts exactly.
+Desired-state and compare functions for the internal registry's Route, the image
+registry operator's ``Config``, the internal registry's credentials, ImageStream spec
+tags, BuildConfig secrets and the ``system:image-puller`` RoleBindings that let other
+projects pull. Each returns what to write (a full object, or the JSON merge patch that
+makes the object right, empty when it already is), so a rerun writes nothing and check
+mode predicts exactly. ``client`` reads and writes; ``runners`` ties both to a module.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import copy
 import hashlib
+import json
 import re
-import time
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import (
     DockerConfigError,
     credentials,
     decode_secret,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (
-    KubeError,
-    describe_target,
-)
 from ansible_collections.ibmcloud.registry.plugins.module_utils.common.redaction import REDACTED
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.plan import (
-    CONFLICT_RETRIES,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
-    MERGE_PATCH,
 )
 
 try:
@@ -55,28 +47,6 @@ IMAGE_API = "image.openshift.io/v1"
 BUILD_API = "build.openshift.io/v1"
 REGISTRY_OPERATOR_API = "imageregistry.operator.openshift.io/v1"
 
-OPENSHIFT_4 = "openshift4"
-OPENSHIFT_3 = "openshift3"
-KUBERNETES = "kubernetes"
-FLAVOUR_NAMES = {
-    OPENSHIFT_4: "OpenShift 4",
-    OPENSHIFT_3: "OpenShift 3.11",
-    KUBERNETES: "plain Kubernetes",
-}
-# Groups only OpenShift 4 serves (its operators' configuration APIs).
-OPENSHIFT_4_GROUPS = ("config.openshift.io", "imageregistry.operator.openshift.io",
-                      "operator.openshift.io")
-# Groups both OpenShift 3.11 and 4 serve; any of them means "this is OpenShift".
-OPENSHIFT_GROUPS = ("route.openshift.io", "image.openshift.io", "build.openshift.io",
-                    "apps.openshift.io", "project.openshift.io", "security.openshift.io")
-
-# Where the internal registry lives, per flavour (facts: v4 and 3.11 layouts).
-REGISTRY_LOCATIONS = {
-    OPENSHIFT_4: {"namespace": "openshift-image-registry", "service": "image-registry",
-                  "target_port": "5000-tcp", "pvc": "image-registry-storage"},
-    OPENSHIFT_3: {"namespace": "default", "service": "docker-registry",
-                  "target_port": "5000-tcp", "pvc": "registry-backing"},
-}
 REGISTRY_CONFIG_NAME = "cluster"
 DEFAULT_ROUTE_NAME = "default-route"
 BALANCE_ANNOTATION = "haproxy.router.openshift.io/balance"
@@ -84,53 +54,6 @@ BALANCE_ANNOTATION = "haproxy.router.openshift.io/balance"
 
 class OpenShiftError(Exception):
     """A task that cannot be done; the message says why and what to do."""
-
-
-# --- what the cluster is -------------------------------------------------------------
-
-def flavour_from_groups(groups):
-    """OPENSHIFT_4, OPENSHIFT_3 or KUBERNETES from the served API group names."""
-    groups = set(groups or ())
-    if groups.intersection(OPENSHIFT_4_GROUPS):
-        return OPENSHIFT_4
-    if groups.intersection(OPENSHIFT_GROUPS):
-        return OPENSHIFT_3
-    return KUBERNETES
-
-
-def group_of(api_version):
-    return api_version.split("/")[0] if "/" in api_version else ""
-
-
-def missing_api_message(task, groups, needed):
-    """Why ``task`` cannot run on a cluster serving ``groups``, or None when it can."""
-    groups = set(groups or ())
-    missing = [group for group in needed if group not in groups]
-    if not missing:
-        return None
-    flavour = flavour_from_groups(groups)
-    if flavour == KUBERNETES:
-        what = ("the cluster is plain Kubernetes, not OpenShift: API discovery lists none "
-                "of the *.openshift.io groups. Point the task at an OpenShift cluster "
-                "(kubeconfig/context) or leave it out for this cluster")
-    elif flavour == OPENSHIFT_3 and "imageregistry.operator.openshift.io" in missing:
-        what = ("the cluster is OpenShift 3.11, which has no image registry operator; "
-                "its registry is the docker-registry deployment in the default project")
-    else:
-        what = "the cluster (%s) does not serve %s" % (
-            FLAVOUR_NAMES[flavour], "it" if len(missing) == 1 else "them")
-    return "%s needs the OpenShift API group%s %s, but %s." % (
-        task, "" if len(missing) == 1 else "s", ", ".join(missing), what)
-
-
-def registry_location(flavour, namespace=None, service=None):
-    """The internal registry's namespace, service, target port and PVC name."""
-    location = dict(REGISTRY_LOCATIONS.get(flavour) or REGISTRY_LOCATIONS[OPENSHIFT_4])
-    if namespace:
-        location["namespace"] = namespace
-    if service:
-        location["service"] = service
-    return location
 
 
 # --- generic pure helpers ------------------------------------------------------------
@@ -163,113 +86,6 @@ def pem_fingerprint(text):
     if text is None:
         return None
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-# --- the OpenShift API ---------------------------------------------------------------
-
-class OpenShiftAPI:
-    """Reads and conditional writes of OpenShift objects as plain dicts.
-
-    Resources come from the ``openshift`` package's DynamicClient (discovery is lazy
-    and cached), built on the KubeClient's ApiClient so connection options are the
-    same. Every request goes through :meth:`KubeClient.call`.
-    """
-
-    def __init__(self, client):
-        self.client = client
-        self._resources = {}
-
-    def resource(self, api_version, kind):
-        key = (api_version, kind)
-        if key not in self._resources:
-            try:
-                self._resources[key] = self.client.resource(api_version, kind)
-            except KubeError as exc:
-                if exc.status != 404:
-                    raise
-                raise OpenShiftError("The cluster does not serve %s %s (API group %s)"
-                                     % (api_version, kind, group_of(api_version)))
-        return self._resources[key]
-
-    def get(self, api_version, kind, name, namespace=None):
-        """The object as a dict, or None when it does not exist."""
-        resource = self.resource(api_version, kind)
-        try:
-            obj = self.client.call(describe_target("get", kind, namespace, name), resource.get,
-                                   name=name, namespace=namespace)
-        except KubeError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return obj.to_dict()
-
-    def list(self, api_version, kind, namespace=None):
-        resource = self.resource(api_version, kind)
-        listing = self.client.call(describe_target("list", kind, namespace), resource.get,
-                                   namespace=namespace)
-        return listing.to_dict().get("items") or []
-
-    def create(self, api_version, kind, body, namespace=None):
-        resource = self.resource(api_version, kind)
-        name = body["metadata"]["name"]
-        return self.client.call(describe_target("create", kind, namespace, name), resource.create,
-                                body=body, namespace=namespace).to_dict()
-
-    def merge_patch(self, api_version, kind, name, patch, namespace=None):
-        resource = self.resource(api_version, kind)
-        return self.client.call(describe_target("patch", kind, namespace, name), resource.patch,
-                                body=patch, name=name, namespace=namespace,
-                                content_type=MERGE_PATCH).to_dict()
-
-    def core_get(self, kind, name, namespace):
-        """A core object (Service, PersistentVolumeClaim, Secret, ServiceAccount) as a dict."""
-        method = {
-            "Service": self.client.core.read_namespaced_service,
-            "PersistentVolumeClaim": self.client.core.read_namespaced_persistent_volume_claim,
-            "Secret": self.client.core.read_namespaced_secret,
-            "ServiceAccount": self.client.core.read_namespaced_service_account,
-        }[kind]
-        try:
-            obj = self.client.call(describe_target("get", kind, namespace, name), method, name,
-                                   namespace)
-        except KubeError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return self.client.api_client.sanitize_for_serialization(obj)
-
-    def ensure(self, api_version, kind, name, namespace, plan, check_mode=False, existing=None,
-               read_first=True):
-        """Read, plan, and unless check_mode write, retrying on 409 with a fresh read.
-
-        ``plan(obj)`` takes the current object (dict or None) and returns
-        ``(action, body)``: ``("create", full object)``, ``("update", merge patch)``
-        or ``("unchanged", None)``; it may raise OpenShiftError. Updates carry the
-        object's ``metadata.resourceVersion``. Returns ``(action, before, after)``
-        where ``after`` is what the server returned (or, in check mode, the
-        predicted object).
-        """
-        obj = self.get(api_version, kind, name, namespace) if read_first else existing
-        for _attempt in range(CONFLICT_RETRIES):
-            action, body = plan(obj)
-            if action == "unchanged":
-                return action, obj, obj
-            if check_mode:
-                predicted = body if action == "create" else apply_merge_patch(obj, body)
-                return action, obj, predicted
-            try:
-                if action == "create":
-                    return "create", None, self.create(api_version, kind, body, namespace)
-                patch = apply_merge_patch(body, {"metadata": {
-                    "resourceVersion": obj["metadata"]["resourceVersion"]}})
-                return "update", obj, self.merge_patch(api_version, kind, name, patch, namespace)
-            except KubeError as exc:
-                if exc.status != 409:
-                    raise
-            obj = self.get(api_version, kind, name, namespace)
-        raise OpenShiftError("%s %s kept changing under us; gave up after %d conflicts"
-                             % (kind, "%s/%s" % (namespace, name) if namespace else name,
-                                CONFLICT_RETRIES))
 
 
 # --- Route for the internal registry -------------------------------------------------
@@ -447,40 +263,6 @@ def admitted_host(route):
     return host if state == "admitted" else None
 
 
-def wait_for_admission(api, name, namespace, timeout, first=None, poll=0.5, sleep=time.sleep,
-                       clock=time.monotonic):
-    """Poll the Route until a router admits its host; bounded by ``timeout`` seconds.
-
-    ``first`` is an already read copy of the route (saves a GET when it is admitted).
-    Returns (host, router, route). Raises OpenShiftError when a router rejects the route or
-    time runs out; the message says which and what to check.
-    """
-    deadline = clock() + timeout
-    route = first
-    while True:
-        if route is None:
-            route = api.get(ROUTE_API, "Route", name, namespace)
-            if route is None:
-                raise OpenShiftError("Route %s/%s disappeared while waiting for a router to "
-                                     "admit it" % (namespace, name))
-        state, host, detail = route_admission(route)
-        if state == "admitted":
-            return host, detail.get("router"), route
-        if state == "rejected":
-            raise OpenShiftError(
-                "Router %s rejected Route %s/%s for host %s: %s: %s" % (
-                    detail.get("router"), namespace, name, detail.get("host") or host or "(none)",
-                    detail.get("reason") or "no reason given", detail.get("message") or ""))
-        if clock() >= deadline:
-            raise OpenShiftError(
-                "Route %s/%s was not admitted by a router within %ss (spec.host %s). Check that "
-                "the cluster's router (ingress controller) runs and that the host is not "
-                "claimed by another route; raise wait_timeout if routers are slow"
-                % (namespace, name, timeout, host or "not assigned yet"))
-        sleep(max(0.0, min(poll, deadline - clock())))
-        route = None
-
-
 def service_port_error(service, target_port, namespace, name):
     """Why the Route's target port matches no port of the Service, or None."""
     ports = dig(service, "spec", "ports", default=[])
@@ -569,12 +351,6 @@ def storage_summary(config):
     if backends:
         persistent = all(name in PERSISTENT_BACKENDS for name in backends)
     return {"type": kind, "persistent": persistent}
-
-
-def pvc_claim_name(config, flavour):
-    """The PVC backing the registry: the Config's pvc.claim, else the flavour's default."""
-    claim = dig(config or {}, "spec", "storage", "pvc", "claim")
-    return claim or registry_location(flavour)["pvc"]
 
 
 def volume_details(pvc):
@@ -878,3 +654,168 @@ def build_config_patch(build_config, push_secret=None, pull_secret=None, state="
         elif state == "absent" and current["pull_secret"] == pull_secret:
             spec["strategy"] = {field: {"pullSecret": None}}
     return {"spec": spec} if spec else {}
+
+
+# --- system:image-puller RoleBindings: other projects pull from the internal registry -----
+
+RBAC_API = "rbac.authorization.k8s.io/v1"
+RBAC_GROUP = "rbac.authorization.k8s.io"
+IMAGE_PULLER_ROLE = "system:image-puller"
+IMAGE_PULLER_PREFIX = "ibmcloud-registry-image-puller-"
+IMAGE_PULLER_CONSUMER_ANNOTATION = "ibmcloud.registry/image-puller-project"
+
+
+def image_puller_binding_name(consumer):
+    """One RoleBinding per consumer project, so state=absent removes exactly that grant."""
+    return IMAGE_PULLER_PREFIX + consumer
+
+
+def image_puller_subjects(consumer, service_accounts=None):
+    """Who may pull: every service account of ``consumer`` (its group), or the named ones."""
+    if not service_accounts:
+        return [{"kind": "Group", "apiGroup": RBAC_GROUP,
+                 "name": "system:serviceaccounts:%s" % consumer}]
+    return [{"kind": "ServiceAccount", "name": name, "namespace": consumer}
+            for name in sorted(set(service_accounts))]
+
+
+def image_puller_binding(images_namespace, consumer, service_accounts=None, labels=None):
+    """The RoleBinding ``oc policy add-role-to-group system:image-puller
+    system:serviceaccounts:<consumer> -n <images_namespace>`` makes, under our own name."""
+    return {
+        "apiVersion": RBAC_API, "kind": "RoleBinding",
+        "metadata": {"name": image_puller_binding_name(consumer), "namespace": images_namespace,
+                     "labels": dict(labels or {}, **{MANAGED_BY_LABEL: MANAGED_BY_VALUE}),
+                     "annotations": {IMAGE_PULLER_CONSUMER_ANNOTATION: consumer}},
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": IMAGE_PULLER_ROLE},
+        "subjects": image_puller_subjects(consumer, service_accounts),
+    }
+
+
+def _subject_key(subject):
+    # The API server defaults apiGroup ("" for ServiceAccount): compare without it.
+    return (subject.get("kind"), subject.get("name"), subject.get("namespace") or "")
+
+
+def binding_is_managed(binding):
+    return dig(binding, "metadata", "labels", default={}).get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
+
+
+def binding_view(binding):
+    """What results and diffs show of a RoleBinding: its role and subjects."""
+    if binding is None:
+        return None
+    return {"role": "%s/%s" % (dig(binding, "roleRef", "kind"), dig(binding, "roleRef", "name")),
+            "subjects": ["%s %s" % (s.get("kind"), "%s/%s" % (s["namespace"], s.get("name"))
+                                    if s.get("namespace") else s.get("name"))
+                         for s in sorted(binding.get("subjects") or [], key=_subject_key)]}
+
+
+def plan_image_puller(images_namespace, consumer, existing, service_accounts=None,
+                      state="present", force=False):
+    """One step: {namespace, name, consumer, action, write, body, before, after, error?}.
+
+    ``write`` is None, ``create``, ``replace`` (subjects or labels differ; carries the
+    resourceVersion), ``recreate`` (the role differs: roleRef cannot change, so delete
+    then create) or ``delete``. A binding this collection did not create is replaced
+    or deleted only with ``force``.
+    """
+    name = image_puller_binding_name(consumer)
+    step = {"namespace": images_namespace, "name": name, "consumer": consumer, "write": None,
+            "body": None, "before": binding_view(existing), "after": None}
+    where = "RoleBinding %s/%s" % (images_namespace, name)
+    if state == "absent":
+        if existing is None:
+            step["action"] = "absent"
+        elif force or binding_is_managed(existing):
+            step.update(action="deleted", write="delete")
+        else:
+            step.update(action="failed", error="%s is not managed by %s (no %s=%s label); set "
+                        "force to delete it" % (where, MANAGED_BY_VALUE, MANAGED_BY_LABEL,
+                                                MANAGED_BY_VALUE))
+        return step
+    wanted = image_puller_binding(images_namespace, consumer, service_accounts)
+    step["after"] = binding_view(wanted)
+    if existing is None:
+        step.update(action="created", write="create", body=wanted)
+        return step
+    same_role = dig(existing, "roleRef", "kind") == "ClusterRole" \
+        and dig(existing, "roleRef", "name") == IMAGE_PULLER_ROLE
+    if not same_role and not (force or binding_is_managed(existing)):
+        step.update(action="failed", after=step["before"],
+                    error="%s exists, grants %s and is not managed by %s; set force to replace it"
+                    % (where, step["before"]["role"], MANAGED_BY_VALUE))
+        return step
+    same_subjects = sorted(map(_subject_key, existing.get("subjects") or [])) == \
+        sorted(map(_subject_key, wanted["subjects"]))
+    if same_role and same_subjects and binding_is_managed(existing):
+        step.update(action="unchanged", after=step["before"])
+        return step
+    body = copy.deepcopy(wanted)
+    meta = existing.get("metadata") or {}
+    body["metadata"]["labels"] = dict(meta.get("labels") or {}, **wanted["metadata"]["labels"])
+    body["metadata"]["annotations"] = dict(meta.get("annotations") or {},
+                                           **wanted["metadata"]["annotations"])
+    if same_role:
+        body["metadata"]["resourceVersion"] = meta.get("resourceVersion")
+    step.update(action="updated", write="replace" if same_role else "recreate", body=body)
+    return step
+
+
+def plan_image_pullers(existing_by_namespace, images_namespaces, consumers, service_accounts=None,
+                       state="present", force=False):
+    """Steps for every (images project, consumer project) pair, in that order.
+
+    ``existing_by_namespace``: {images project: {binding name: RoleBinding dict}}. A
+    project never needs a grant to pull its own images (OpenShift's
+    ``system:image-pullers`` binding does that), so pairs of one project are skipped.
+    """
+    steps = []
+    for images_namespace in images_namespaces:
+        existing = existing_by_namespace.get(images_namespace) or {}
+        for consumer in consumers:
+            if consumer == images_namespace:
+                continue
+            steps.append(plan_image_puller(images_namespace, consumer,
+                                           existing.get(image_puller_binding_name(consumer)),
+                                           service_accounts, state, force))
+    return steps
+
+
+# --- what kind of token a dockercfg secret holds (OpenShift 4.16+ bound tokens) ----------
+
+BINDING_ANNOTATION = "openshift.io/internal-registry-auth-token.binding"
+TOKEN_SA_ANNOTATION = "openshift.io/internal-registry-auth-token.service-account"
+LEGACY_TOKEN_ANNOTATION = "openshift.io/token-secret.name"
+
+
+def _jwt_claims(token):
+    """The claims of a JWT (not verified: only to read ``exp``), or None."""
+    parts = (token or "").split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = parts[1] + "=" * (-len(parts[1]) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")).decode("utf-8"))
+    except (ValueError, TypeError, UnicodeError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def token_kind(secret, password=None):
+    """``bound`` (expires: OpenShift 4.16+), ``legacy`` (does not expire) or ``unknown``.
+
+    From the annotations openshift-controller-manager writes (``...binding: bound`` or
+    ``legacy``; ``openshift.io/token-secret.name`` before 4.16), else from the token: a
+    JWT with an ``exp`` claim expires.
+    """
+    annotations = dig(secret, "metadata", "annotations", default={})
+    binding = annotations.get(BINDING_ANNOTATION)
+    if binding in ("bound", "legacy"):
+        return binding
+    claims = _jwt_claims(password)
+    if claims is not None:
+        return "bound" if claims.get("exp") else "legacy"
+    if annotations.get(LEGACY_TOKEN_ANNOTATION):
+        return "legacy"
+    return "unknown"

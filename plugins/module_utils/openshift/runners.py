@@ -29,11 +29,11 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client impo
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.plan import CONFLICT_RETRIES
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.runners import (
     common_errors,
+    ensure_secret_and_links,
     fail_on_errors,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.service_accounts import (
     ensure_links,
-    ensure_secret_and_links,
     missing_secrets,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import (
@@ -406,6 +406,16 @@ def image_puller_errors(params):
     return errors
 
 
+def _binding_error(exc):
+    """The API server's text, plus what is missing when RBAC refused an escalation."""
+    text = str(exc)
+    if exc.status == 403 and "not currently held" in text:
+        text += ('; the identity cannot bind resource "clusterroles" in API group '
+                 '"rbac.authorization.k8s.io" named %s: grant it verb bind on that ClusterRole'
+                 % ocp.IMAGE_PULLER_ROLE)
+    return text
+
+
 def _apply_image_puller(api, step, params):
     """Write one step, replanning from a fresh read on 409 (changed or created meanwhile)."""
     for _attempt in range(CONFLICT_RETRIES):
@@ -416,7 +426,7 @@ def _apply_image_puller(api, step, params):
             return step
         except KubeError as exc:
             if exc.status != 409:
-                return dict(step, action="failed", error=str(exc))
+                return dict(step, action="failed", error=_binding_error(exc))
         try:
             fresh = ocp_client.read_role_binding(api, step["namespace"], step["name"])
         except KubeError as exc:

@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""Pure logic of module_utils/openshift/plan.py: detection, plans, compares, redaction."""
+"""Pure logic of module_utils/openshift/: flavour detection (client.py), plans, compares, redaction (plan.py)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift import client as ocp_client
 from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift import plan as ocp
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import (
     DockerConfigError,
@@ -25,46 +26,46 @@ K8S_GROUPS = {"apps", "batch", "networking.k8s.io", "apiextensions.k8s.io"}
 # --- detection ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("groups, flavour", [
-    (OCP4_GROUPS, ocp.OPENSHIFT_4),
-    ({"imageregistry.operator.openshift.io", "route.openshift.io"}, ocp.OPENSHIFT_4),
-    (OCP3_GROUPS, ocp.OPENSHIFT_3),
-    (K8S_GROUPS, ocp.KUBERNETES),
-    (set(), ocp.KUBERNETES),
+    (OCP4_GROUPS, ocp_client.OPENSHIFT_4),
+    ({"imageregistry.operator.openshift.io", "route.openshift.io"}, ocp_client.OPENSHIFT_4),
+    (OCP3_GROUPS, ocp_client.OPENSHIFT_3),
+    (K8S_GROUPS, ocp_client.KUBERNETES),
+    (set(), ocp_client.KUBERNETES),
 ])
 def test_flavour_from_groups(groups, flavour):
-    assert ocp.flavour_from_groups(groups) == flavour
+    assert ocp_client.flavour_from_groups(groups) == flavour
 
 
 def test_missing_api_message_plain_kubernetes_says_not_openshift():
-    message = ocp.missing_api_message("ocp_registry_route", K8S_GROUPS, ["route.openshift.io"])
+    message = ocp_client.missing_api_message("ocp_registry_route", K8S_GROUPS, ["route.openshift.io"])
     assert message.startswith("ocp_registry_route needs the OpenShift API group route.openshift.io")
     assert "plain Kubernetes, not OpenShift" in message
 
 
 def test_missing_api_message_openshift3_has_no_operator():
-    message = ocp.missing_api_message("ocp_registry_config", OCP3_GROUPS,
+    message = ocp_client.missing_api_message("ocp_registry_config", OCP3_GROUPS,
                                       ["imageregistry.operator.openshift.io"])
     assert "OpenShift 3.11, which has no image registry operator" in message
 
 
 def test_missing_api_message_none_when_served():
-    assert ocp.missing_api_message("t", OCP4_GROUPS, ["route.openshift.io", "image.openshift.io"]) is None
-    assert ocp.missing_api_message("t", K8S_GROUPS, []) is None
+    assert ocp_client.missing_api_message("t", OCP4_GROUPS, ["route.openshift.io", "image.openshift.io"]) is None
+    assert ocp_client.missing_api_message("t", K8S_GROUPS, []) is None
 
 
 def test_missing_api_message_partial_openshift():
-    message = ocp.missing_api_message("t", {"route.openshift.io"}, ["build.openshift.io", "image.openshift.io"])
+    message = ocp_client.missing_api_message("t", {"route.openshift.io"}, ["build.openshift.io", "image.openshift.io"])
     assert "groups build.openshift.io, image.openshift.io" in message
     assert "OpenShift 3.11" in message and "does not serve them" in message
 
 
 def test_registry_location_per_flavour():
-    assert ocp.registry_location(ocp.OPENSHIFT_4) == {
+    assert ocp_client.registry_location(ocp_client.OPENSHIFT_4) == {
         "namespace": "openshift-image-registry", "service": "image-registry",
         "target_port": "5000-tcp", "pvc": "image-registry-storage"}
-    v3 = ocp.registry_location(ocp.OPENSHIFT_3)
+    v3 = ocp_client.registry_location(ocp_client.OPENSHIFT_3)
     assert (v3["namespace"], v3["service"], v3["pvc"]) == ("default", "docker-registry", "registry-backing")
-    assert ocp.registry_location(ocp.OPENSHIFT_4, "ns", "svc")["namespace"] == "ns"
+    assert ocp_client.registry_location(ocp_client.OPENSHIFT_4, "ns", "svc")["namespace"] == "ns"
 
 
 # --- generic ---------------------------------------------------------------------------
@@ -201,7 +202,7 @@ def test_wait_for_admission_polls_until_admitted():
     pending["status"] = {}
     api = FakeAPI([pending, existing_route()])
     clock = iter(range(100))
-    host, router, route = ocp.wait_for_admission(api, "image-registry", "ns", 30, sleep=lambda s: None,
+    host, router, route = ocp_client.wait_for_admission(api, "image-registry", "ns", 30, sleep=lambda s: None,
                                                  clock=lambda: next(clock))
     assert host.startswith("image-registry-") and router == "default" and route["status"]["ingress"]
     assert api.gets == 2
@@ -212,7 +213,7 @@ def test_wait_for_admission_is_bounded_and_says_why():
     pending["status"] = {}
     ticks = iter([0, 1, 2, 3, 11, 12])
     with pytest.raises(ocp.OpenShiftError, match="not admitted by a router within 10s"):
-        ocp.wait_for_admission(FakeAPI([pending]), "r", "ns", 10, sleep=lambda s: None,
+        ocp_client.wait_for_admission(FakeAPI([pending]), "r", "ns", 10, sleep=lambda s: None,
                                clock=lambda: next(ticks))
 
 
@@ -221,7 +222,7 @@ def test_wait_for_admission_reports_rejection():
     rejected["status"]["ingress"][0]["conditions"] = [
         {"type": "Admitted", "status": "False", "reason": "HostAlreadyClaimed", "message": "m"}]
     with pytest.raises(ocp.OpenShiftError, match="rejected Route ns/r .*HostAlreadyClaimed"):
-        ocp.wait_for_admission(FakeAPI([rejected]), "r", "ns", 10, first=rejected)
+        ocp_client.wait_for_admission(FakeAPI([rejected]), "r", "ns", 10, first=rejected)
 
 
 @pytest.mark.parametrize("host, ok", [
@@ -285,9 +286,9 @@ def test_management_state_and_default_route():
 
 
 def test_pvc_name_and_volume_details():
-    assert ocp.pvc_claim_name(config(storage={"pvc": {"claim": "mine"}}), ocp.OPENSHIFT_4) == "mine"
-    assert ocp.pvc_claim_name(config(storage={"pvc": {}}), ocp.OPENSHIFT_4) == "image-registry-storage"
-    assert ocp.pvc_claim_name(None, ocp.OPENSHIFT_3) == "registry-backing"
+    assert ocp_client.pvc_claim_name(config(storage={"pvc": {"claim": "mine"}}), ocp_client.OPENSHIFT_4) == "mine"
+    assert ocp_client.pvc_claim_name(config(storage={"pvc": {}}), ocp_client.OPENSHIFT_4) == "image-registry-storage"
+    assert ocp_client.pvc_claim_name(None, ocp_client.OPENSHIFT_3) == "registry-backing"
     pending = {"metadata": {"name": "image-registry-storage", "namespace": "openshift-image-registry"},
                "spec": {"storageClassName": "ibmc-file-gold", "accessModes": ["ReadWriteMany"],
                         "resources": {"requests": {"storage": "100Gi"}}},
@@ -486,3 +487,91 @@ def test_build_config_strategy_detection_and_jenkins():
         ocp.build_config_patch(build_config("JenkinsPipeline"), None, "r")
     assert ocp.build_config_patch(build_config("JenkinsPipeline"), "w", None) == \
         {"spec": {"output": {"pushSecret": {"name": "w"}}}}
+
+
+# --- system:image-puller RoleBindings -----------------------------------------------------
+
+def _binding(consumer="b", subjects=None, role="system:image-puller", managed=True, rv="7"):
+    body = ocp.image_puller_binding("a", consumer)
+    if subjects is not None:
+        body["subjects"] = subjects
+    body["roleRef"]["name"] = role
+    if not managed:
+        body["metadata"]["labels"] = {}
+    body["metadata"]["resourceVersion"] = rv
+    return body
+
+
+def test_image_puller_binding_grants_the_consumer_group_or_named_accounts():
+    body = ocp.image_puller_binding("images", "team-a")
+    assert body["metadata"]["name"] == "ibmcloud-registry-image-puller-team-a"
+    assert body["metadata"]["namespace"] == "images"
+    assert body["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "ibmcloud.registry"}
+    assert body["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                               "name": "system:image-puller"}
+    assert body["subjects"] == [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io",
+                                 "name": "system:serviceaccounts:team-a"}]
+    named = ocp.image_puller_subjects("team-a", ["deployer", "default", "default"])
+    assert named == [{"kind": "ServiceAccount", "name": "default", "namespace": "team-a"},
+                     {"kind": "ServiceAccount", "name": "deployer", "namespace": "team-a"}]
+
+
+def test_plan_image_puller_actions():
+    assert ocp.plan_image_puller("a", "b", None)["action"] == "created"
+    assert ocp.plan_image_puller("a", "b", None)["write"] == "create"
+    same = ocp.plan_image_puller("a", "b", _binding())
+    assert (same["action"], same["write"]) == ("unchanged", None)
+    # The server adds apiGroup "" to ServiceAccount subjects: no difference.
+    served = _binding(subjects=[{"kind": "ServiceAccount", "apiGroup": "", "name": "default", "namespace": "b"}])
+    assert ocp.plan_image_puller("a", "b", served, ["default"])["action"] == "unchanged"
+    narrower = ocp.plan_image_puller("a", "b", _binding(), ["default"])
+    assert (narrower["action"], narrower["write"]) == ("updated", "replace")
+    assert narrower["body"]["metadata"]["resourceVersion"] == "7"
+    assert narrower["after"]["subjects"] == ["ServiceAccount b/default"]
+    assert narrower["before"]["subjects"] == ["Group system:serviceaccounts:b"]
+    # roleRef cannot change: delete and create, only for our own binding or with force.
+    other_role = ocp.plan_image_puller("a", "b", _binding(role="edit"))
+    assert (other_role["action"], other_role["write"]) == ("updated", "recreate")
+    theirs = ocp.plan_image_puller("a", "b", _binding(role="edit", managed=False))
+    assert theirs["action"] == "failed" and "set force to replace it" in theirs["error"]
+    assert ocp.plan_image_puller("a", "b", _binding(role="edit", managed=False), force=True)["write"] == "recreate"
+    # Same grant, made by hand: adopted (labelled), not duplicated.
+    adopted = ocp.plan_image_puller("a", "b", _binding(managed=False))
+    assert (adopted["action"], adopted["write"]) == ("updated", "replace")
+    assert adopted["body"]["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "ibmcloud.registry"
+
+
+def test_plan_image_puller_absent():
+    assert ocp.plan_image_puller("a", "b", None, state="absent")["action"] == "absent"
+    gone = ocp.plan_image_puller("a", "b", _binding(), state="absent")
+    assert (gone["action"], gone["write"], gone["after"]) == ("deleted", "delete", None)
+    kept = ocp.plan_image_puller("a", "b", _binding(managed=False), state="absent")
+    assert kept["action"] == "failed" and "set force to delete it" in kept["error"]
+    assert ocp.plan_image_puller("a", "b", _binding(managed=False), state="absent", force=True)["action"] == "deleted"
+
+
+def test_plan_image_pullers_every_pair_but_a_project_itself():
+    existing = {"img": {"ibmcloud-registry-image-puller-b": _binding()}}
+    steps = ocp.plan_image_pullers(existing, ["img", "base"], ["b", "img", "c"])
+    assert [(s["namespace"], s["consumer"], s["action"]) for s in steps] == [
+        ("img", "b", "unchanged"), ("img", "c", "created"),
+        ("base", "b", "created"), ("base", "img", "created"), ("base", "c", "created")]
+
+
+def _jwt(claims):
+    def part(data):
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+    return "%s.%s.signature" % (part({"alg": "RS256"}), part(claims))
+
+
+def test_token_kind_from_annotations_or_the_token():
+    bound = {"metadata": {"annotations": {"openshift.io/internal-registry-auth-token.binding": "bound"}}}
+    legacy = {"metadata": {"annotations": {"openshift.io/internal-registry-auth-token.binding": "legacy"}}}
+    assert ocp.token_kind(bound, "anything") == "bound"
+    assert ocp.token_kind(legacy, _jwt({"exp": 1})) == "legacy"
+    assert ocp.token_kind({}, _jwt({"exp": 1893456000, "sub": "system:serviceaccount:a:default"})) == "bound"
+    assert ocp.token_kind({}, _jwt({"sub": "system:serviceaccount:a:default"})) == "legacy"
+    old = {"metadata": {"annotations": {"openshift.io/token-secret.name": "default-token-abcde"}}}
+    assert ocp.token_kind(old, "opaque-token") == "legacy"
+    assert ocp.token_kind({}, "opaque-token") == "unknown"
+    assert ocp.token_kind({}, "a.b.c") == "unknown"
