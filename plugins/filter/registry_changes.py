@@ -106,7 +106,7 @@ def _k8s_records(part, result):
 def _single_records(part, kind, result):
     """A module that handles one object (a route, the registry config, a hosts.toml)."""
     found = []
-    action = result.get("action") or result.get("outcome")
+    action = result.get("action") or result.get("outcome") or (result.get("result") or {}).get("action")
     if action in PAST:
         action = PAST[action]
     # The image registry operator Config is the cluster-scoped object named "cluster".
