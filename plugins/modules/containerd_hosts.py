@@ -33,6 +33,9 @@ author:
 requirements:
   - tomli_w on the node (Debian/Ubuntu package C(python3-tomli-w), or C(pip install tomli-w))
   - tomli on the node when its Python is older than 3.11
+  - tomlkit on the node for O(containerd_config_check=set) (Debian/Ubuntu package
+    C(python3-tomlkit), or C(pip install tomlkit)), which edits C(config.toml) and keeps
+    its comments and formatting
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -177,11 +180,15 @@ options:
         C(config_path) includes O(config_path), and warns when it does not.
       - V(set) also puts O(config_path) first in it (keeping other entries) and reports
         C(changed); containerd must then be restarted, which the role's handler does.
-        The file is rewritten by the TOML library, so its comments are not kept; use
-        O(backup).
-      - The key is C(plugins."io.containerd.grpc.v1.cri".registry.config_path) for config
-        version 2 and C(plugins."io.containerd.cri.v1.images".registry.config_path) for
-        version 3 (containerd 2.x).
+        Only that value changes: comments, blank lines, quoting and the order of tables
+        are kept (tomlkit). A missing file is created, version 3 for containerd 2.x,
+        else version 2.
+      - The key is C(plugins.cri.registry.config_path) for config version 1,
+        C(plugins."io.containerd.grpc.v1.cri".registry.config_path) for version 2
+        (containerd 1.6 and 1.7; containerd 2.x migrates it when it reads the file) and
+        C(plugins."io.containerd.cri.v1.images".registry.config_path) for version 3
+        (containerd 2.x). A version 3 file that sets the version 2 key gets a warning:
+        containerd 2.x does not read it there.
       - A legacy C(registry.mirrors) table gives a warning; V(set) fails then, because
         containerd refuses C(config_path) together with C(mirrors).
     type: str
@@ -266,10 +273,31 @@ registry:
   type: str
   sample: docker.io
 action:
-  description: C(create), C(update), C(delete) or C(none).
+  description:
+    - What happened to O(registry)'s file - V(created), V(updated), V(unchanged),
+      V(deleted), or V(absent) (declared absent and nothing was there). In check mode,
+      what would happen.
   returned: when O(registry) is set
   type: str
-  sample: update
+  sample: updated
+results:
+  description:
+    - One entry per registry directory this call handled - O(registry) and each
+      directory removed by O(prune_except) (V(deleted)).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The registry directory name.
+      type: str
+    path:
+      description: Its hosts.toml.
+      type: str
+    action:
+      description: V(created), V(updated), V(unchanged), V(deleted) or V(absent).
+      type: str
+  sample: [{name: docker.io, path: /etc/containerd/certs.d/docker.io/hosts.toml, action: created}]
 mode:
   description: The file mode written (C(0600) when a header is set, else C(0644)).
   returned: when O(registry) is set and O(state=present)
@@ -317,6 +345,13 @@ containerd_config:
       description: Registries configured in the legacy C(registry.mirrors) table.
       type: list
       elements: str
+    misplaced_key:
+      description: A version 2 C(config_path) key found in a version 3 file, where
+        containerd 2.x does not read it.
+      type: str
+    action:
+      description: V(created), V(updated), V(unchanged), or V(absent) (no file, only checked).
+      type: str
     changed:
       description: Whether the file is (or in check mode would be) changed.
       type: bool
@@ -328,13 +363,14 @@ containerd_config_backup_file:
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.containerd import hosts as containerd_hosts
 from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import ArgumentSpec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.containerd import plan as containerd_plan
+from ansible_collections.ibmcloud.registry.plugins.module_utils.containerd import runners
 
 
 def _settings_spec(with_url):
     spec = dict(
-        capabilities=dict(type="list", elements="str", choices=list(containerd_hosts.CAPABILITIES)),
+        capabilities=dict(type="list", elements="str", choices=list(containerd_plan.CAPABILITIES)),
         ca=dict(type="list", elements="path"),
         client=dict(type="list", elements="raw"),
         skip_verify=dict(type="bool"),
@@ -352,7 +388,7 @@ def argument_spec():
     return ArgumentSpec(dict(
         registry=dict(type="str"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
-        config_path=dict(type="path", default=containerd_hosts.DEFAULT_CONFIG_PATH),
+        config_path=dict(type="path", default=containerd_plan.DEFAULT_CONFIG_PATH),
         server=dict(type="str"),
         server_settings=dict(type="dict", options=_settings_spec(with_url=False)),
         hosts=dict(type="list", elements="dict", default=[], options=_settings_spec(with_url=True)),
@@ -366,14 +402,14 @@ def argument_spec():
 
 def main():
     module = argument_spec().create_ansible_module(supports_check_mode=True)
-    if not containerd_hosts.HAS_TOMLI_W:
-        module.fail_json(msg=missing_required_lib("tomli_w"), exception=containerd_hosts.TOMLI_W_IMPORT_ERROR)
-    if not containerd_hosts.HAS_TOML_READER:
-        module.fail_json(msg=missing_required_lib("tomli"), exception=containerd_hosts.TOML_READER_IMPORT_ERROR)
+    if not containerd_plan.HAS_TOMLI_W:
+        module.fail_json(msg=missing_required_lib("tomli_w"), exception=containerd_plan.TOMLI_W_IMPORT_ERROR)
+    if not containerd_plan.HAS_TOML_READER:
+        module.fail_json(msg=missing_required_lib("tomli"), exception=containerd_plan.TOML_READER_IMPORT_ERROR)
     if not module.params["registry"] and module.params["prune_except"] is None \
             and module.params["containerd_config_check"] == "none":
         module.fail_json(msg="nothing to do: set registry, prune_except or containerd_config_check")
-    containerd_hosts.run(module)
+    runners.run(module)
 
 
 if __name__ == "__main__":

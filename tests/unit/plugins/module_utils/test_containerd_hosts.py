@@ -2,20 +2,20 @@
 # Copyright: (c) 2026, ibmcloud.registry developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Pure logic of containerd_hosts: names, validation, rendering, semantic comparison,
-redaction, config.toml inspection, kubespray translation and the cluster bundle."""
+redaction, the plan of one registry directory, kubespray translation and the cluster bundle.
+config.toml: test_containerd_config_toml.py; cluster mode's objects, rollout and script:
+test_containerd_cluster.py."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
-import shutil
-import subprocess
 import tomllib
 
 import pytest
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.containerd import hosts as ch
+from ansible_collections.ibmcloud.registry.plugins.module_utils.containerd import plan as ch
+from ansible_collections.ibmcloud.registry.plugins.module_utils.containerd.kubespray import from_kubespray
 
 SEED = {
     "registry": "docker.io",
@@ -246,54 +246,10 @@ def test_version_gating():
     assert ch.version_problems(timeout, (2, 1, 0)) == ([], [])
 
 
-# --- containerd config.toml ------------------------------------------------------------------
-
-def test_config_version_2_and_3_keys():
-    v2 = tomllib.loads('version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n'
-                       'config_path = "/etc/containerd/certs.d"\n')
-    report = ch.inspect_containerd_config(v2, "/etc/containerd/certs.d/")
-    assert report["ok"] and report["version"] == 2
-    assert report["key"] == 'plugins."io.containerd.grpc.v1.cri".registry.config_path'
-    v3 = tomllib.loads('version = 3\n[plugins."io.containerd.cri.v1.images".registry]\n'
-                       'config_path = "/etc/docker/certs.d:/etc/containerd/certs.d"\n')
-    assert ch.inspect_containerd_config(v3, "/etc/containerd/certs.d")["ok"]
-    # version 2 key in a version 3 file is not where containerd 2.x reads it
-    wrong = dict(v2, version=3)
-    assert not ch.inspect_containerd_config(wrong, "/etc/containerd/certs.d")["ok"]
-
-
-def test_legacy_mirrors_are_reported_only_when_not_empty():
-    text = ('version = 2\n[plugins."io.containerd.grpc.v1.cri".registry.mirrors]\n')
-    assert ch.inspect_containerd_config(tomllib.loads(text), "/x")["legacy_mirrors"] == []
-    text += '[plugins."io.containerd.grpc.v1.cri".registry.mirrors."docker.io"]\nendpoint = ["https://m"]\n'
-    assert ch.inspect_containerd_config(tomllib.loads(text), "/x")["legacy_mirrors"] == ["docker.io"]
-
-
-def test_setting_config_path_keeps_everything_else():
-    current = tomllib.loads('version = 2\nroot = "/var/lib/containerd"\n'
-                            '[plugins."io.containerd.grpc.v1.cri".registry]\nconfig_path = "/etc/docker/certs.d"\n'
-                            '[plugins."io.containerd.grpc.v1.cri".cni]\nbin_dir = "/usr/lib/cni"\n')
-    updated = ch.with_config_path(current, "/etc/containerd/certs.d")
-    registry = updated["plugins"]["io.containerd.grpc.v1.cri"]["registry"]
-    assert registry["config_path"] == "/etc/containerd/certs.d:/etc/docker/certs.d"
-    assert updated["root"] == "/var/lib/containerd"
-    assert updated["plugins"]["io.containerd.grpc.v1.cri"]["cni"] == {"bin_dir": "/usr/lib/cni"}
-    assert current["plugins"]["io.containerd.grpc.v1.cri"]["registry"]["config_path"] == "/etc/docker/certs.d"
-    assert ch.inspect_containerd_config(tomllib.loads(ch.render_toml(updated)), "/etc/containerd/certs.d")["ok"]
-
-
-def test_new_config_follows_the_containerd_major_version():
-    assert ch.new_containerd_config("/c", (2, 1, 0))["plugins"] == {
-        "io.containerd.cri.v1.images": {"registry": {"config_path": "/c"}}}
-    assert ch.new_containerd_config("/c", (1, 7, 0))["version"] == 2
-    with pytest.raises(ch.ContainerdHostsError, match="version"):
-        ch.inspect_containerd_config({"version": 9}, "/c")
-
-
 # --- kubespray ---------------------------------------------------------------------------------
 
 def test_kubespray_shape_translates_with_its_defaults():
-    registries = ch.from_kubespray([
+    registries = from_kubespray([
         {"prefix": "docker.io", "mirrors": [
             {"host": "https://mirror.gcr.io", "capabilities": ["pull", "resolve"], "skip_verify": False},
             {"host": "registry-1.docker.io", "capabilities": "pull",
@@ -308,7 +264,7 @@ def test_kubespray_shape_translates_with_its_defaults():
     assert second == {"capabilities": ["pull"], "ca": "/ca.pem", "client": [["/c.pem", "/k.pem"]],
                       "header": {"Authorization": "Basic x"}}
     with pytest.raises(ch.ContainerdHostsError, match="prefix"):
-        ch.from_kubespray([{"mirrors": []}])
+        from_kubespray([{"mirrors": []}])
 
 
 # --- cluster bundle --------------------------------------------------------------------------
@@ -319,7 +275,10 @@ REGISTRIES = [SEED, {"registry": "myreg:5000", "server": "https://myreg:5000",
 
 def test_bundle_keys_checksum_and_sensitivity():
     bundle = ch.cluster_bundle(REGISTRIES)
-    assert sorted(bundle["data"]) == ["docker.io.hosts.toml", "myreg_5000.hosts.toml"]
+    assert sorted(bundle["data"]) == ["docker.io.hosts.toml", "manifest", "myreg_5000.hosts.toml"]
+    assert bundle["data"]["manifest"] == ("install docker.io.hosts.toml docker.io 0644\n"
+                                          "install myreg_5000.hosts.toml myreg:5000 0644\n")
+    assert bundle["marker"] == ch.MARKER_FILE
     assert bundle["directories"] == {"docker.io": "docker.io.hosts.toml", "myreg:5000": "myreg_5000.hosts.toml"}
     assert bundle["data"]["docker.io.hosts.toml"] == ch.render_spec(SEED)
     assert not bundle["sensitive"]
@@ -327,36 +286,67 @@ def test_bundle_keys_checksum_and_sensitivity():
     changed = [SEED, dict(REGISTRIES[1], server_settings={"skip_verify": False})]
     assert ch.cluster_bundle(changed)["checksum"] != bundle["checksum"]
     assert ch.cluster_bundle(REGISTRIES, prune=True)["checksum"] != bundle["checksum"]
+    assert ch.cluster_bundle(REGISTRIES, script="#!/bin/sh\n")["checksum"] != bundle["checksum"]
     secret = [dict(SEED, hosts=[dict(SEED["hosts"][0], headers={"Authorization": "x"})])]
     assert ch.cluster_bundle(secret)["sensitive"]
     with pytest.raises(ch.ContainerdHostsError, match="twice"):
         ch.cluster_bundle([SEED, SEED])
 
 
-def _run_script(bundle, source, target):
-    for key, text in bundle["data"].items():
-        with open(os.path.join(source, key), "w") as handle:
-            handle.write(text)
-    env = dict(os.environ, CONTAINERD_HOSTS_SOURCE=source, CONTAINERD_HOSTS_TARGET=target)
-    return subprocess.run(["sh", "-c", bundle["script"]], env=env, check=True, capture_output=True, text=True)
+def test_bundle_manifest_lists_removals_and_prune():
+    bundle = ch.cluster_bundle([dict(SEED, state="absent"), REGISTRIES[1]], prune=True)
+    assert bundle["data"]["manifest"] == ("remove docker.io\n"
+                                          "install myreg_5000.hosts.toml myreg:5000 0644\n"
+                                          "prune\n")
+    assert "docker.io.hosts.toml" not in bundle["data"]
 
 
-@pytest.mark.skipif(shutil.which("sh") is None, reason="no POSIX shell")
-def test_bundle_script_installs_removes_and_prunes_only_managed(tmp_path):
-    source, target = tmp_path / "config", tmp_path / "certs.d"
-    source.mkdir()
-    (target / "by-hand.example.com").mkdir(parents=True)
-    (target / "by-hand.example.com" / "hosts.toml").write_text('server = "https://by-hand"\n[host]\n')
-    _run_script(ch.cluster_bundle(REGISTRIES), str(source), str(target))
-    installed = target / "myreg:5000" / "hosts.toml"
-    assert tomllib.loads(installed.read_text()) == {"server": "https://myreg:5000", "skip_verify": True, "host": {}}
-    assert oct(installed.stat().st_mode & 0o777) == oct(0o644)
-    assert (target / "myreg:5000" / ch.MARKER_FILE).is_file()
+# --- the plan of one registry directory ------------------------------------------------------
 
-    # myreg:5000 no longer declared, docker.io explicitly absent, prune on
-    shutil.rmtree(str(source))
-    source.mkdir()
-    _run_script(ch.cluster_bundle([dict(SEED, state="absent")], prune=True), str(source), str(target))
-    assert not (target / "myreg:5000").exists()
-    assert not (target / "docker.io").exists()
-    assert (target / "by-hand.example.com" / "hosts.toml").is_file()  # not managed: untouched
+def observed(**overrides):
+    found = {"directory": "/etc/containerd/certs.d/docker.io", "path": "/etc/containerd/certs.d/docker.io/hosts.toml",
+             "exists": False, "text": None, "mode": None, "managed": False, "files": {}}
+    found.update(overrides)
+    return found
+
+
+def test_plan_vocabulary_created_unchanged_updated():
+    assert ch.plan_registry(spec(), observed(), None)["action"] == "created"
+    same = observed(exists=True, text=SEED_TEXT, mode=0o644, managed=True)
+    assert ch.plan_registry(spec(), same, None)["action"] == "unchanged"
+    assert ch.plan_registry(spec(), dict(same, mode=0o600), None)["action"] == "updated"
+    assert ch.plan_registry(spec(), dict(same, managed=False), None)["action"] == "updated"
+    other = dict(same, text='server = "https://elsewhere"\n[host]\n')
+    planned = ch.plan_registry(spec(), other, None)
+    assert planned["action"] == "updated" and planned["content_changed"]
+
+
+def test_plan_absent_is_deleted_or_absent():
+    gone = ch.normalize_spec({"registry": "docker.io", "state": "absent"})
+    assert ch.plan_registry(gone, observed(), None)["action"] == "absent"
+    assert ch.plan_registry(gone, observed(managed=True), None)["action"] == "deleted"
+    assert ch.plan_registry(gone, observed(exists=True, text="[host]\n", mode=0o644), None)["action"] == "deleted"
+
+
+def test_plan_unparsable_file_is_replaced_with_a_warning():
+    planned = ch.plan_registry(spec(), observed(exists=True, text="server = [", mode=0o644, managed=True), None)
+    assert planned["action"] == "updated"
+    assert planned["warnings"] and "will be replaced" in planned["warnings"][0]
+    assert ch.diff_text(planned["current"]) == "# the existing file is not valid TOML\n"
+
+
+def test_plan_collects_relative_certificate_errors_and_absolute_warnings():
+    declared = spec(server_settings={"ca": ["ca.pem", "/etc/pki/missing.pem"]})
+    planned = ch.plan_registry(declared, observed(), None)
+    assert planned["errors"] == ["registry docker.io: server_settings.ca path ca.pem is relative to "
+                                 "/etc/containerd/certs.d/docker.io and does not exist there"]
+    assert any("/etc/pki/missing.pem does not exist" in w for w in planned["warnings"])
+    present = observed(files={"/etc/containerd/certs.d/docker.io/ca.pem": True, "/etc/pki/missing.pem": True})
+    planned = ch.plan_registry(declared, present, None)
+    assert planned["errors"] == [] and planned["warnings"] == []
+
+
+def test_plan_prune_only_managed_and_not_kept():
+    listing = {"docker.io": True, "by-hand.example.com": False, "old.example.com": True}
+    assert ch.plan_prune(listing, {"docker.io"}) == ["old.example.com"]
+    assert ch.plan_prune(listing, set()) == ["docker.io", "old.example.com"]

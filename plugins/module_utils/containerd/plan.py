@@ -1,14 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, ibmcloud.registry developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""containerd registry host configuration (``<config_path>/<registry>/hosts.toml``).
+"""The pure plan of containerd registry host configuration (``<config_path>/<registry>/hosts.toml``).
 
-Pure functions first: validate structured options, name the registry directory the way
-containerd looks it up, build the TOML document, compare documents semantically,
-redact header values, inspect containerd's own ``config.toml``, translate kubespray's
-``containerd_registries_mirrors``, and build the cluster-mode bundle (ConfigMap data and
-the init container script). ``run`` at the end is the only code that touches files; it
-is what the ``containerd_hosts`` module calls.
+Plain data in, plain data out, no file access: validate a declaration, name the registry
+directory the way containerd looks it up, build and render the TOML document, compare
+documents semantically, redact header values, decide what to do with one registry
+directory (``plan_registry``) and which managed directories to prune (``plan_prune``),
+and build the cluster-mode bundle (ConfigMap data and the manifest the DaemonSet's
+script reads). ``client.py`` observes and writes the node's files; ``runners.py`` joins
+the two for the module.
 
 Documents are written with ``tomli_w`` and read back with ``tomllib`` (``tomli`` before
 Python 3.11): never with string templates, since containerd silently ignores a
@@ -24,7 +25,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import traceback
 
 from ansible.module_utils.parsing.convert_bool import boolean
@@ -80,14 +80,6 @@ _GO_DURATION = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|\u00b5s|ms|s|m|h))+$
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _CONFIGMAP_KEY_UNSAFE = re.compile(r"[^-._A-Za-z0-9]")
 _VERSION = re.compile(r"(?<![\w.])v?([0-9]+)\.([0-9]+)(?:\.([0-9]+))?")
-
-# containerd config.toml: where CRI's registry settings live, by config version.
-CONFIG_REGISTRY_TABLES = {
-    1: ("plugins", "cri", "registry"),
-    2: ("plugins", "io.containerd.grpc.v1.cri", "registry"),
-    3: ("plugins", "io.containerd.cri.v1.images", "registry"),
-}
-
 
 class ContainerdHostsError(ValueError):
     """Invalid options or files; the message names the option and what is wrong."""
@@ -449,155 +441,97 @@ def version_problems(spec, version):
     return errors, warnings
 
 
-# --- containerd config.toml -------------------------------------------------------------
 
-def config_version(document):
-    version = document.get("version", 1)
-    if version not in CONFIG_REGISTRY_TABLES:
-        raise ContainerdHostsError("containerd config version %r is not supported (1, 2 or 3)" % (version,))
-    return version
+# --- one registry directory: what to do ----------------------------------------------------
 
-
-def _dig(document, keys):
-    for key in keys:
-        if not isinstance(document, dict):
-            return None
-        document = document.get(key)
-    return document
+def relative_directory(directory, path):
+    """Where containerd looks for a ``ca``/``client`` path: absolute, or beside hosts.toml."""
+    return path if os.path.isabs(path) else os.path.join(directory, path)
 
 
-def _paths_in(config_path_value):
-    return [os.path.normpath(p) for p in (config_path_value or "").split(":") if p]
+def plan_registry(spec, observed, version):
+    """What to do with one registry directory; pure.
 
+    ``spec``: a normalized declaration. ``observed`` (from ``client.observe_registry``):
+    ``directory``, ``path``, ``exists``, ``text`` (the file's content or None), ``mode``,
+    ``managed`` (the marker file is there) and ``files`` (every ``ca``/``client`` path the
+    declaration names, resolved, to whether it exists). ``version``: the node's containerd
+    version or None.
 
-def inspect_containerd_config(document, hosts_root):
-    """Does containerd's config.toml point CRI's registry ``config_path`` at ``hosts_root``?"""
-    version = config_version(document)
-    table_keys = CONFIG_REGISTRY_TABLES[version]
-    registry = _dig(document, table_keys) or {}
-    value = registry.get("config_path") if isinstance(registry, dict) else None
-    mirrors = registry.get("mirrors") if isinstance(registry, dict) else None
-    return {
-        "version": version,
-        "key": "%s.config_path" % ".".join('"%s"' % k if "." in k else k for k in table_keys),
-        "config_path": value,
-        "ok": os.path.normpath(hosts_root) in _paths_in(value),
-        "legacy_mirrors": sorted(mirrors) if isinstance(mirrors, dict) and mirrors else [],
-    }
-
-
-def with_config_path(document, hosts_root):
-    """A copy of config.toml with ``hosts_root`` first in CRI's registry config_path."""
-    version = config_version(document)
-    updated = copy.deepcopy(document)
-    table = updated
-    for key in CONFIG_REGISTRY_TABLES[version]:
-        table = table.setdefault(key, {})
-        if not isinstance(table, dict):
-            raise ContainerdHostsError("containerd config: %s is not a table" % key)
-    others = [p for p in (table.get("config_path") or "").split(":")
-              if p and os.path.normpath(p) != os.path.normpath(hosts_root)]
-    table["config_path"] = ":".join([hosts_root] + others)
-    return updated
-
-
-def new_containerd_config(hosts_root, containerd_version):
-    """A minimal config.toml for when none exists: version 3 for containerd 2.x, else 2."""
-    version = 3 if containerd_version and containerd_version[0] >= 2 else 2
-    return with_config_path({"version": version}, hosts_root)
-
-
-# --- kubespray migration -----------------------------------------------------------------
-
-def _with_scheme(host):
-    # containerd reads a scheme-less host as https; this collection writes the scheme.
-    return host if isinstance(host, str) and re.match(r"^https?://", host) else "https://%s" % host
-
-
-def from_kubespray(entries):
-    """Translate kubespray's ``containerd_registries_mirrors`` into registry declarations.
-
-    kubespray writes ``server = item.server | default("https://" + prefix)`` and one
-    ``[host]`` table per mirror; this keeps that meaning.
+    Returns ``{"action": created|updated|unchanged|deleted|absent, "warnings": [...],
+    "errors": [...], ...}``; ``errors`` make the module fail before any write.
     """
-    registries = []
-    for index, entry in enumerate(entries or []):
-        if not isinstance(entry, dict) or not entry.get("prefix"):
-            raise ContainerdHostsError("containerd_registries_mirrors[%d] must have a prefix" % index)
-        hosts = []
-        for mirror in entry.get("mirrors") or []:
-            if not isinstance(mirror, dict) or not mirror.get("host"):
-                raise ContainerdHostsError("containerd_registries_mirrors[%d] (%s): every mirror needs "
-                                           "a host" % (index, entry["prefix"]))
-            host = {"url": _with_scheme(mirror["host"])}
-            for key in ("capabilities", "ca", "skip_verify", "override_path", "dial_timeout"):
-                if mirror.get(key) is not None:
-                    host[key] = mirror[key]
-            if mirror.get("client") is not None:
-                host["client"] = mirror["client"]
-            if mirror.get("header") is not None:
-                host["headers"] = mirror["header"]
-            hosts.append(host)
-        registries.append({
-            "registry": entry["prefix"],
-            "server": _with_scheme(entry.get("server") or entry["prefix"]),
-            "hosts": hosts,
-        })
-    return registries
+    plan = {"spec": spec, "directory": observed["directory"], "path": observed["path"],
+            "exists": observed["exists"], "warnings": [], "errors": []}
+    current = None
+    if observed["exists"]:
+        try:
+            current = parse_toml(observed["text"], observed["path"])
+        except ContainerdHostsError as exc:
+            plan["warnings"].append("%s; it will be replaced" % exc)
+            current = {"<unparsable>": True}
+    plan["current"] = current
+    if spec["state"] == "absent":
+        plan["action"] = "deleted" if observed["exists"] or observed["managed"] else "absent"
+        return plan
+
+    errors, warnings = version_problems(spec, version)
+    plan["warnings"].extend(warnings)
+    for where, cert_path in certificate_paths(spec):
+        if observed["files"].get(relative_directory(observed["directory"], cert_path)):
+            continue
+        if os.path.isabs(cert_path):
+            plan["warnings"].append("registry %s: %s file %s does not exist (yet)"
+                                    % (spec["directory"], where, cert_path))
+        else:
+            errors.append("registry %s: %s path %s is relative to %s and does not exist there"
+                          % (spec["directory"], where, cert_path, observed["directory"]))
+    plan["errors"] = errors
+
+    desired = build_document(spec)
+    plan.update(desired=desired, text=render_spec(spec), mode=file_mode(desired))
+    plan["content_changed"] = current is None or not same_document(current, desired)
+    plan["mode_changed"] = observed["exists"] and observed["mode"] != plan["mode"]
+    plan["marker_missing"] = not observed["managed"]
+    if not observed["exists"]:
+        plan["action"] = "created"
+    elif plan["content_changed"] or plan["mode_changed"] or plan["marker_missing"]:
+        plan["action"] = "updated"
+    else:
+        plan["action"] = "unchanged"
+    return plan
 
 
-# --- cluster mode: ConfigMap data and the init container script --------------------------
-
-def _shell_quote(text):
-    return "'%s'" % text.replace("'", "'\"'\"'")
-
-
-_SCRIPT_HEAD = """\
-#!/bin/sh
-# Written by the ibmcloud.registry containerd_hosts role. Copies hosts.toml files from
-# the mounted configuration into containerd's config_path on the node; each file is
-# renamed into place so containerd never reads half a file.
-set -eu
-src="${CONTAINERD_HOSTS_SOURCE:-/config}"
-dst="${CONTAINERD_HOSTS_TARGET:-/etc/containerd/certs.d}"
-marker=%(marker)s
-
-install_hosts() {  # <key in the ConfigMap> <registry directory> <mode>
-  mkdir -p "$dst/$2"
-  cp "$src/$1" "$dst/$2/.hosts.toml.new"
-  chmod "$3" "$dst/$2/.hosts.toml.new"
-  mv -f "$dst/$2/.hosts.toml.new" "$dst/$2/hosts.toml"
-  printf '%%s' %(marker_text)s > "$dst/$2/$marker"
-  echo "installed $dst/$2/hosts.toml"
-}
-
-remove_hosts() {  # <registry directory>
-  if [ -e "$dst/$1/hosts.toml" ] || [ -e "$dst/$1/$marker" ]; then
-    rm -f "$dst/$1/hosts.toml" "$dst/$1/$marker"
-    rmdir "$dst/$1" 2>/dev/null || true
-    echo "removed $dst/$1/hosts.toml"
-  fi
-}
-
-prune_hosts() {  # remove managed directories that are not declared
-  for dir in "$dst"/*; do
-    [ -f "$dir/$marker" ] || continue
-    case "$(basename "$dir")" in
-      %(declared)s) ;;
-      *) remove_hosts "$(basename "$dir")" ;;
-    esac
-  done
-}
-
-"""
+def diff_text(document):
+    """A document as TOML for ``--diff``, header values redacted; "" for no document."""
+    if document is None:
+        return ""
+    if "<unparsable>" in document:
+        return "# the existing file is not valid TOML\n"
+    return render_toml(redact_document(document))
 
 
-def cluster_bundle(registries, prune=False):
-    """ConfigMap data, init container script and checksum for cluster mode.
+def plan_prune(listing, keep):
+    """Managed registry directories that are not in ``keep``; ``listing``: name -> managed."""
+    return sorted(name for name, managed in listing.items() if managed and name not in keep)
 
-    Returns ``{"data": {key: toml}, "script": str, "checksum": "sha256:...",
-    "directories": {directory: key}, "sensitive": bool}``. ``sensitive`` is true when a
-    header is set: the role then stores the data in a Secret instead of a ConfigMap.
+
+# --- cluster mode: ConfigMap data and the manifest of the DaemonSet's script -------------
+
+MANIFEST_KEY = "manifest"
+
+
+def cluster_bundle(registries, prune=False, script=""):
+    """ConfigMap data and checksum for cluster mode.
+
+    Returns ``{"data": {key: text}, "checksum": "sha256:...", "directories":
+    {directory: key}, "sensitive": bool, "marker": MARKER_FILE}``. ``data`` holds one
+    hosts.toml per present registry and ``manifest``, the lines the role's init-container
+    script (``roles/containerd_hosts/templates/``) follows: ``install <key> <directory>
+    <mode>``, ``remove <directory>``, ``prune``. Directory names are validated, so they
+    hold no blank or shell character. ``script`` is the rendered script: the checksum
+    covers it too, so a new script rolls the DaemonSet as new data does. ``sensitive`` is
+    true when a header is set: the role then stores the data in a Secret.
     """
     specs = [normalize_spec(r) for r in registries or []]
     directories = [s["directory"] for s in specs]
@@ -607,7 +541,7 @@ def cluster_bundle(registries, prune=False):
     data, keys, lines, sensitive = {}, {}, [], False
     for spec in specs:
         if spec["state"] == "absent":
-            lines.append("remove_hosts %s" % _shell_quote(spec["directory"]))
+            lines.append("remove %s" % spec["directory"])
             continue
         key = configmap_key(spec["directory"])
         if key in data:
@@ -617,271 +551,10 @@ def cluster_bundle(registries, prune=False):
         data[key] = render_spec(spec)
         keys[spec["directory"]] = key
         sensitive = sensitive or has_headers(document)
-        lines.append("install_hosts %s %s %04o"
-                     % (_shell_quote(key), _shell_quote(spec["directory"]), file_mode(document)))
+        lines.append("install %s %s %04o" % (key, spec["directory"], file_mode(document)))
     if prune:
-        lines.append("prune_hosts")
-    declared = "|".join(_shell_quote(d) for d in directories) or "''"
-    script = _SCRIPT_HEAD % {"marker": _shell_quote(MARKER_FILE), "marker_text": _shell_quote(MARKER_TEXT),
-                             "declared": declared}
-    script += "\n".join(lines) + "\n"
-    digest = hashlib.sha256(json.dumps({"data": data, "script": script}, sort_keys=True).encode("utf-8"))
-    return {"data": data, "script": script, "checksum": "sha256:" + digest.hexdigest(),
-            "directories": keys, "sensitive": sensitive}
-
-
-# --- the module: plan, then apply ---------------------------------------------------------
-
-def _read(path):
-    with open(path, "r") as handle:
-        return handle.read()
-
-
-def _mode_of(path):
-    return os.stat(path).st_mode & 0o7777
-
-
-def _diff_text(document):
-    return render_toml(redact_document(document)) if document is not None else ""
-
-
-def _write_atomically(module, directory, path, text, mode):
-    """Write ``text`` to ``path`` through a temp file in the same directory, mode set first."""
-    handle, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-        os.chmod(temp, mode)
-        # A new file gets 0666 & ~umask from atomic_move: choose the umask that gives `mode`,
-        # so a file with credentials is never readable by others, not even for a moment.
-        previous = os.umask(0o777 & ~mode & 0o666)
-        try:
-            module.atomic_move(temp, path, keep_dest_attrs=False)
-        finally:
-            os.umask(previous)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
-    module.set_mode_if_different(path, mode, False)
-
-
-def _is_managed(directory):
-    return os.path.isfile(os.path.join(directory, MARKER_FILE))
-
-
-def _plan_registry(module, params, version, warnings):
-    """What to do for ``registry``: compare the file on disk with the declaration."""
-    spec = normalize_spec({
-        "registry": params["registry"], "state": params["state"], "server": params["server"],
-        "server_settings": params["server_settings"], "hosts": params["hosts"]})
-    directory = os.path.join(params["config_path"], spec["directory"])
-    path = os.path.join(directory, HOSTS_FILE)
-    plan = {"spec": spec, "directory": directory, "path": path, "exists": os.path.isfile(path)}
-    current = None
-    if plan["exists"]:
-        try:
-            current = parse_toml(_read(path), path)
-        except ContainerdHostsError as exc:
-            warnings.append("%s; it will be replaced" % exc)
-            current = {"<unparsable>": True}
-    plan["current"] = current
-    if spec["state"] == "absent":
-        plan["action"] = "delete" if plan["exists"] or _is_managed(directory) else "none"
-        return plan
-
-    errors, version_warnings = version_problems(spec, version)
-    warnings.extend(version_warnings)
-    for where, cert_path in certificate_paths(spec):
-        if os.path.isabs(cert_path):
-            if not os.path.exists(cert_path):
-                warnings.append("registry %s: %s file %s does not exist (yet)"
-                                % (spec["directory"], where, cert_path))
-        elif not os.path.exists(os.path.join(directory, cert_path)):
-            errors.append("registry %s: %s path %s is relative to %s and does not exist there"
-                          % (spec["directory"], where, cert_path, directory))
-    if errors:
-        raise ContainerdHostsError("; ".join(errors))
-
-    desired = build_document(spec)
-    text = render_spec(spec)
-    mode = file_mode(desired)
-    plan.update(desired=desired, text=text, mode=mode)
-    content_changed = current is None or not same_document(current, desired)
-    plan["content_changed"] = content_changed
-    plan["mode_changed"] = plan["exists"] and _mode_of(path) != mode
-    plan["marker_missing"] = not _is_managed(directory)
-    changed = content_changed or plan["mode_changed"] or plan["marker_missing"]
-    plan["action"] = ("create" if not plan["exists"] else "update") if changed else "none"
-    return plan
-
-
-def _apply_registry(module, plan, backup, result):
-    directory, path = plan["directory"], plan["path"]
-    if plan["action"] == "delete":
-        if plan["exists"]:
-            if backup:
-                result["backup_file"] = module.backup_local(path)
-            os.unlink(path)
-        marker = os.path.join(directory, MARKER_FILE)
-        if os.path.exists(marker):
-            os.unlink(marker)
-        _remove_if_empty(directory)
-        return
-    if not os.path.isdir(directory):
-        os.makedirs(directory, DIRECTORY_MODE)
-    if plan["content_changed"]:
-        if backup and plan["exists"]:
-            result["backup_file"] = module.backup_local(path)
-        _write_atomically(module, directory, path, plan["text"], plan["mode"])
-    elif plan["mode_changed"]:
-        module.set_mode_if_different(path, plan["mode"], False)
-    if plan["marker_missing"]:
-        _write_atomically(module, directory, os.path.join(directory, MARKER_FILE), MARKER_TEXT, MODE_PLAIN)
-
-
-def _remove_if_empty(directory):
-    try:
-        os.rmdir(directory)
-    except OSError:
-        pass  # something else lives there (certificates, backups): leave it
-
-
-def _plan_prune(config_path, keep):
-    """Managed registry directories under ``config_path`` that are not in ``keep``."""
-    if not os.path.isdir(config_path):
-        return []
-    return sorted(name for name in os.listdir(config_path)
-                  if name not in keep and _is_managed(os.path.join(config_path, name)))
-
-
-def _prune(config_path, names):
-    for name in names:
-        directory = os.path.join(config_path, name)
-        for leaf in (HOSTS_FILE, MARKER_FILE):
-            if os.path.exists(os.path.join(directory, leaf)):
-                os.unlink(os.path.join(directory, leaf))
-        _remove_if_empty(directory)
-
-
-def detect_containerd_version(module):
-    binary = module.get_bin_path("containerd")
-    if not binary:
-        return None
-    rc, out, _err = module.run_command([binary, "--version"])
-    return parse_version(out) if rc == 0 else None
-
-
-def _plan_containerd_config(params, version, warnings):
-    path, check = params["containerd_config"], params["containerd_config_check"]
-    root = params["config_path"]
-    if not os.path.exists(path):
-        if check == "check":
-            warnings.append("%s does not exist: containerd's CRI plugin does not read %s"
-                            % (path, root))
-            return {"path": path, "exists": False, "ok": False, "changed": False}
-        return {"path": path, "exists": False, "ok": False, "changed": True,
-                "document": new_containerd_config(root, version)}
-    current = parse_toml(_read(path), path)
-    report = inspect_containerd_config(current, root)
-    report.update(path=path, exists=True, changed=False)
-    if report["legacy_mirrors"]:
-        message = ("%s sets legacy registry.mirrors (%s) under %s; containerd refuses config_path "
-                   "together with mirrors: move them to hosts.toml" % (
-                       path, ", ".join(report["legacy_mirrors"]), report["key"].rsplit(".", 1)[0]))
-        if check == "set" and not report["ok"]:
-            raise ContainerdHostsError(message)
-        warnings.append(message)
-    if not report["ok"]:
-        if check == "check":
-            current = "%r" % report["config_path"] if report["config_path"] else "not set"
-            warnings.append("%s: %s is %s, which does not include %s: the CRI plugin (kubelet pulls) "
-                            "will not use these hosts.toml files" % (path, report["key"], current, root))
-        else:
-            report["changed"] = True
-            report["document"] = with_config_path(current, root)
-    return report
-
-
-def _apply_containerd_config(module, plan, backup, result):
-    path = plan["path"]
-    directory = os.path.dirname(path) or "."
-    if plan["exists"] and backup:
-        result["containerd_config_backup_file"] = module.backup_local(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, DIRECTORY_MODE)
-    mode = _mode_of(path) if plan["exists"] else MODE_PLAIN
-    _write_atomically(module, directory, path, render_toml(plan["document"]), mode)
-
-
-def _public_config_report(plan):
-    return dict((k, v) for k, v in plan.items() if k != "document")
-
-
-def run(module):
-    """Plan everything (all validation before any write), then apply unless in check mode."""
-    params = module.params
-    warnings = []
-    result = {"changed": False, "pruned": []}
-    try:
-        for option in ("config_path", "containerd_config"):
-            if not os.path.isabs(params[option]):
-                raise ContainerdHostsError("%s must be an absolute path, got %s" % (option, params[option]))
-        version = parse_version(params["containerd_version"]) if params["containerd_version"] else None
-        if params["containerd_version"] and version is None:
-            raise ContainerdHostsError("containerd_version %r is not a version such as 1.7 or 2.1.4"
-                                       % params["containerd_version"])
-        if version is None and (params["registry"] or params["containerd_config_check"] == "set"):
-            version = detect_containerd_version(module)
-        plan = _plan_registry(module, params, version, warnings) if params["registry"] else None
-        keep = None
-        if params["prune_except"] is not None:
-            keep = set(registry_directory(name, "prune_except entry") for name in params["prune_except"])
-            if params["registry"]:
-                keep.add(registry_directory(params["registry"]))
-        config_plan = None
-        if params["containerd_config_check"] != "none":
-            config_plan = _plan_containerd_config(params, version, warnings)
-    except ContainerdHostsError as exc:
-        _warn_all(module, warnings)
-        module.fail_json(msg=str(exc))
-
-    to_prune = _plan_prune(params["config_path"], keep) if keep is not None else []
-    if plan:
-        spec = plan["spec"]
-        result.update(path=plan["path"], registry=spec["directory"], action=plan["action"],
-                      mode="%04o" % plan["mode"] if "mode" in plan else None)
-        if plan["action"] != "none":
-            result["changed"] = True
-            before = None if not plan["exists"] else plan["current"]
-            if before is not None and "<unparsable>" in before:
-                before_text = "# the existing file is not valid TOML\n"
-            else:
-                before_text = _diff_text(before)
-            result["diff"] = {"before": before_text,
-                              "after": _diff_text(plan.get("desired")),
-                              "before_header": plan["path"], "after_header": plan["path"]}
-    if to_prune:
-        result["changed"] = True
-        result["pruned"] = to_prune
-    if config_plan is not None:
-        result["containerd_config"] = _public_config_report(config_plan)
-        result["config_path_ok"] = config_plan["ok"] or (config_plan["changed"] and not module.check_mode)
-        result["changed"] = result["changed"] or config_plan["changed"]
-
-    if not module.check_mode:
-        try:
-            if plan and plan["action"] != "none":
-                _apply_registry(module, plan, params["backup"], result)
-            _prune(params["config_path"], to_prune)
-            if config_plan is not None and config_plan["changed"]:
-                _apply_containerd_config(module, config_plan, params["backup"], result)
-        except (OSError, IOError) as exc:
-            module.fail_json(msg="writing %s failed: %s" % (exc.filename or params["config_path"],
-                                                            exc.strerror or exc), **result)
-    _warn_all(module, warnings)
-    module.exit_json(**result)
-
-
-def _warn_all(module, warnings):
-    for warning in warnings:
-        module.warn(warning)
+        lines.append("prune")
+    data[MANIFEST_KEY] = "".join(line + "\n" for line in lines)
+    digest = hashlib.sha256(json.dumps({"data": data, "script": script or ""}, sort_keys=True).encode("utf-8"))
+    return {"data": data, "checksum": "sha256:" + digest.hexdigest(), "directories": keys,
+            "sensitive": sensitive, "marker": MARKER_FILE}
