@@ -47,6 +47,19 @@ options:
         O(all_namespaces) or O(namespace_selector).
     type: bool
     default: false
+  missing_namespaces:
+    description:
+      - What happens when a namespace named in O(namespaces) does not exist, with
+        O(state=present). The namespaces are found with the same LIST of namespaces
+        that the task makes anyway, before anything is written.
+      - V(fail) fails the task before the first write, with a message that names the
+        namespaces that do not exist.
+      - V(skip) leaves them out and gives one warning per namespace.
+      - When the task may not list namespaces (namespaced Roles only), the names are used
+        as given and a missing namespace fails on its own when it is written to.
+    type: str
+    choices: [fail, skip]
+    default: fail
 notes:
   - A selection that matches no namespace is an error, so that a typo in a selector
     does not pass silently.

@@ -158,7 +158,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Copy all-icr-io from default into every application namespace (seed, "Copying an existing image pull secret")
+- name: Copy all-icr-io from default into every application namespace (Setting up an image registry, "Copying an existing image pull secret")
   ibmcloud.registry.icr_pull_secret:
     copy_from:
       namespace: default
@@ -167,7 +167,7 @@ EXAMPLES = r"""
     exclude_namespaces: [sandbox-*]
     service_accounts: [default]
 
-- name: Pull secret with a service ID's API key for us.icr.io only (seed, "different IAM API key credentials")
+- name: Pull secret with a service ID's API key for us.icr.io only (Setting up an image registry, "different IAM API key credentials")
   ibmcloud.registry.icr_pull_secret:
     name: payments-icr-io
     iam_api_key: "{{ payments_service_id_api_key }}"
@@ -177,13 +177,13 @@ EXAMPLES = r"""
     validate_credentials: true
     service_accounts: [default]
 
-- name: Entitled software from cp.icr.io (seed, "Setting up a cluster to pull entitled software")
+- name: Entitled software from cp.icr.io (Setting up an image registry, "Setting up a cluster to pull entitled software")
   ibmcloud.registry.icr_pull_secret:
     entitlement_key: "{{ entitlement_key }}"
     namespaces: [cp4i, cp4d]
     service_accounts: [default]
 
-- name: Any other private registry (seed, "Accessing images that are stored in other private registries")
+- name: Any other private registry (Setting up an image registry, "Accessing images that are stored in other private registries")
   ibmcloud.registry.icr_pull_secret:
     name: corp-registry
     registry:
@@ -253,8 +253,10 @@ service_accounts:
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import ICR_ENDPOINTS
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import kube_argument_spec
-from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.runners import run_icr_pull_secret
-from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.sources import DEFAULT_COPY_SOURCE
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.runners import (
+    DEFAULT_COPY_SOURCE,
+    run_icr_pull_secret,
+)
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import target_argument_spec
 
 

@@ -13,8 +13,9 @@ short_description: Reference secrets from service accounts in many namespaces
 version_added: 0.1.0
 description:
   - Adds secret names to, or removes them from, service accounts' C(imagePullSecrets)
-    (O(for=pull)) and C(secrets) (O(for=mount)) lists in every target namespace - the
-    equivalent of C(oc secrets link) and of the seed's C(kubectl patch serviceaccount).
+    (O(link_for=pull)) and C(secrets) (O(link_for=mount)) lists in every target namespace - the
+    equivalent of C(oc secrets link) and of C(kubectl patch serviceaccount) in the IBM Cloud guide
+    "Setting up an image registry".
   - Set semantics - each name appears once; entries this task does not name (for
     example OpenShift's C(*-dockercfg-*)) stay where they are, in order.
   - Writes send the whole new list as a JSON merge patch guarded by the service
@@ -38,12 +39,15 @@ options:
     elements: str
     default: [default]
     aliases: [service_account]
-  for:
+  link_for:
     description:
       - Which list to edit - V(pull) edits C(imagePullSecrets) (what pods and, from
         OpenShift 4.15, builds use), V(mount) edits C(secrets) (what builds up to
         OpenShift 4.14 read). Both may be given.
+      - The same option as O(ibmcloud.registry.ocp_build_secret#module:link_for).
+      - The alias C(for) is deprecated and will be removed in version 2.0.0.
     type: list
+    aliases: [for]
     elements: str
     choices: [mount, pull]
     default: [pull]
@@ -81,7 +85,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Store the image pull secret in the default service account (seed, "Storing the image pull secret in the Kubernetes service account")
+- name: Store the image pull secret in the default service account (Setting up an image registry, "Storing the image pull secret in the Kubernetes service account")
   ibmcloud.registry.sa_pull_secret:
     secrets: [all-icr-io]
     all_namespaces: true
@@ -96,7 +100,7 @@ EXAMPLES = r"""
   ibmcloud.registry.sa_pull_secret:
     service_accounts: [builder]
     secrets: [icr-writer]
-    for: [pull, mount]
+    link_for: [pull, mount]
     namespaces: [ci]
 
 - name: Remove a reference, leaving the rest of the list alone
@@ -159,7 +163,9 @@ def argument_spec():
         secrets=dict(type="list", elements="str", required=True, aliases=["secret"], no_log=False),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         missing_secret=dict(type="str", choices=["warn", "fail", "ignore"], default="warn"),
-        **{"for": dict(type="list", elements="str", choices=sorted(LINK_FIELDS), default=["pull"])}
+        # "for" was this option's first name; ocp_build_secret calls it link_for too.
+        link_for=dict(type="list", elements="str", choices=sorted(LINK_FIELDS), default=["pull"], aliases=["for"],
+                      deprecated_aliases=[dict(name="for", version="2.0.0", collection_name="ibmcloud.registry")]),
     )
 
 

@@ -87,7 +87,7 @@ def test_iam_api_key_with_selector_and_default_service_account(runner, audit, un
         "namespace_selector": ["it=%s" % unique_ns.prefix.strip("-")], "service_accounts": ["default"]}}
     runs = converge(runner, audit, unique_ns.prefix, task)
     first = runs["first"]["t"]
-    assert first["counts"]["created"] == 2 and first["fingerprint"].startswith("sha256:")
+    assert first["counts"]["created"] == 2 and first["fingerprint"].startswith("scrypt:")
     assert first["servers"] == ["icr.io", "private.icr.io", "private.us.icr.io", "us.icr.io"]
     for name in names:
         auths = dockerconfig(core, name, "team-icr-io")["auths"]

@@ -17,6 +17,7 @@ __metaclass__ = type
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import ArgumentSpec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.common.retry_delay import retry_delay
@@ -63,6 +64,14 @@ RETRYABLE_STATUS = frozenset([429, 500, 502, 503, 504])
 # one request per resource type), bounded memory beyond.
 LIST_PAGE_SIZE = 2000
 WRITE_VERBS = frozenset(["create", "update", "patch", "delete"])
+# Objects the collection creates carry this label; only they are deleted without force.
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "ibmcloud.registry"
+# Writes guarded by metadata.resourceVersion: how many fresh reads after a 409.
+CONFLICT_RETRIES = 5
+# RFC 7386 merge patch: maps merge, lists are replaced whole, and the
+# metadata.resourceVersion it carries makes the write conditional (409 if stale).
+MERGE_PATCH = "application/merge-patch+json"
 
 
 def kube_argument_spec():
@@ -155,12 +164,18 @@ def translate_api_exception(exc, what):
 class KubeClient:
     """Typed CoreV1 access, a dynamic client for other groups, one retry policy."""
 
-    def __init__(self, api_client, retries=5, sleep=time.sleep):
+    def __init__(self, api_client, retries=5, sleep=time.sleep, warn=None):
         self.api_client = api_client
+        self._warn = warn
         self.core = k8s_models.CoreV1Api(api_client)
         self._dynamic = None
         self.retries = retries
         self._sleep = sleep
+
+    def warn(self, message):
+        """A warning in the task's result (the module's warn), if there is a module."""
+        if self._warn is not None:
+            self._warn(message)
 
     @property
     def dynamic(self):
@@ -252,4 +267,68 @@ def get_kube_client(module):
     except Exception as exc:  # kubernetes.config raises many types for bad kubeconfigs
         module.fail_json(msg="Could not build a Kubernetes client from the connection options: %s"
                          % exc)
-    return KubeClient(api_client, retries=module.params.get("api_retries", 5))
+    return KubeClient(api_client, retries=module.params.get("api_retries", 5), warn=getattr(module, "warn", None))
+
+
+def read_or_none(client, what, func, *args, **kwargs):
+    """client.call_json(), but None when the object does not exist (404)."""
+    try:
+        return client.call_json(what, func, *args, **kwargs)
+    except KubeError as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+# Per resource kind: the cluster-wide LIST and the namespaced GET of the typed client.
+_FINDERS = {
+    "Secret": ("list_secret_for_all_namespaces", "read_namespaced_secret"),
+    "ServiceAccount": ("list_service_account_for_all_namespaces",
+                       "read_namespaced_service_account"),
+}
+
+
+def _slim(obj):
+    """A listed item without metadata.managedFields (often most of a small object)."""
+    (obj.get("metadata") or {}).pop("managedFields", None)
+    return obj
+
+
+def find_named(client, kind, name, namespaces, parallelism=8):
+    """{namespace: object as a dict} for the objects of ``kind`` called ``name``.
+
+    One cluster-wide LIST with a field selector serves any number of namespaces. When
+    RBAC forbids cluster-wide reads (namespaced Roles), fall back to one GET per
+    namespace, in bounded parallel. Namespaces without the object are absent from the
+    result.
+    """
+    list_method, read_method = _FINDERS[kind]
+    wanted = set(namespaces)
+    if len(wanted) > 1:
+        try:
+            items = client.list_json(describe_target("list", kind), getattr(client.core, list_method),
+                                     keep=_slim, field_selector="metadata.name=%s" % name)
+            return dict((obj["metadata"]["namespace"], obj) for obj in items
+                        if obj["metadata"]["namespace"] in wanted)
+        except KubeError as exc:
+            if exc.status != 403:
+                raise
+
+    def read(namespace):
+        return read_or_none(client, describe_target("get", kind, namespace, name),
+                            getattr(client.core, read_method), name, namespace)
+
+    found = {}
+    for namespace, obj in zip(namespaces, map_bounded(read, namespaces, parallelism)):
+        if obj is not None:
+            found[namespace] = obj
+    return found
+
+
+def map_bounded(func, items, parallelism):
+    """func over items with at most ``parallelism`` threads; results in input order."""
+    items = list(items)
+    if len(items) <= 1 or parallelism <= 1:
+        return [func(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(parallelism, len(items))) as pool:
+        return list(pool.map(func, items))

@@ -16,12 +16,13 @@ __metaclass__ = type
 
 import fnmatch
 import re
-from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import ArgumentSpec
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (  # noqa: F401
     KubeError,
     describe_target,
+    find_named,  # pylint: disable=unused-import (other parts import it from here)
+    map_bounded,  # pylint: disable=unused-import
 )
 
 
@@ -33,8 +34,13 @@ def target_argument_spec():
         all_namespaces=dict(type="bool", default=False),
         exclude_namespaces=dict(type="list", elements="str", default=[]),
         include_system_namespaces=dict(type="bool", default=False),
+        missing_namespaces=dict(type="str", choices=list(MISSING_NAMESPACES), default="fail"),
     ), mutually_exclusive=[("namespaces", "namespace_selector", "all_namespaces")])
 
+
+# What a named namespace that does not exist gets: the task fails before any write, or
+# the namespace is left out with a warning.
+MISSING_NAMESPACES = ("fail", "skip")
 
 # Namespaces that platform components own; all_namespaces and selectors skip them
 # unless include_system_namespaces is set (IKS, OpenShift and common CNI ones).
@@ -136,77 +142,54 @@ def describe_targets(params):
 
 
 def resolve_namespaces(client, params, skip=()):
-    """The target namespace names, sorted; one LIST unless they were named explicitly.
+    """The target namespace names, sorted; one LIST of namespaces.
 
     ``skip`` holds namespaces the caller never targets implicitly (the source of a
     copy). Raises KubeError when the options select no namespace at all.
+
+    Names given in ``namespaces`` are used in their order; with state=present the same
+    LIST finds those that do not exist, before anything is written: a KubeError naming
+    them (missing_namespaces=fail), or left out with a warning each (skip). When RBAC
+    forbids listing namespaces (namespaced Roles only) they are used as given.
     """
     if params.get("namespaces"):
-        return _unique(params["namespaces"])
+        names = _unique(params["namespaces"])
+        if params.get("state", "present") != "present":
+            return names  # nothing is created; a missing namespace is just "absent"
+        return _existing(client, names, params)
     selector = ",".join(params.get("namespace_selector") or []) or None
-    what = describe_target("list", "Namespace")
     kwargs = {"label_selector": selector} if selector else {}
-    names = client.list_json(what, client.core.list_namespace, keep=lambda ns: ns["metadata"]["name"], **kwargs)
-    names = filter_namespaces(names, params, skip=skip)
+    names = filter_namespaces(_list_namespaces(client, **kwargs), params, skip=skip)
     if not names:
         raise KubeError("%s matched no namespace" % describe_targets(params))
     return names
 
 
-# Per resource kind: the cluster-wide LIST and the namespaced GET of the typed client.
-_FINDERS = {
-    "Secret": ("list_secret_for_all_namespaces", "read_namespaced_secret"),
-    "ServiceAccount": ("list_service_account_for_all_namespaces",
-                       "read_namespaced_service_account"),
-}
+def _list_namespaces(client, **kwargs):
+    return client.list_json(describe_target("list", "Namespace"), client.core.list_namespace,
+                            keep=lambda ns: ns["metadata"]["name"], **kwargs)
 
 
-def _slim(obj):
-    """A listed item without metadata.managedFields (often most of a small object)."""
-    (obj.get("metadata") or {}).pop("managedFields", None)
-    return obj
+def missing_namespace_error(missing):
+    """The message for named namespaces that do not exist (option names included)."""
+    return ("namespaces: %s do%s not exist; create %s first, or set missing_namespaces=skip to "
+            "leave %s out with a warning" % (", ".join(missing), "es" if len(missing) == 1 else "",
+                                             "it" if len(missing) == 1 else "them",
+                                             "it" if len(missing) == 1 else "them"))
 
 
-def find_named(client, kind, name, namespaces, parallelism=8):
-    """{namespace: object as a dict} for the objects of ``kind`` called ``name``.
-
-    One cluster-wide LIST with a field selector serves any number of namespaces. When
-    RBAC forbids cluster-wide reads (namespaced Roles), fall back to one GET per
-    namespace, in bounded parallel. Namespaces without the object are absent from the
-    result.
-    """
-    list_method, read_method = _FINDERS[kind]
-    wanted = set(namespaces)
-    if len(wanted) > 1:
-        try:
-            items = client.list_json(describe_target("list", kind), getattr(client.core, list_method),
-                                     keep=_slim, field_selector="metadata.name=%s" % name)
-            return dict((obj["metadata"]["namespace"], obj) for obj in items
-                        if obj["metadata"]["namespace"] in wanted)
-        except KubeError as exc:
-            if exc.status != 403:
-                raise
-
-    def read(namespace):
-        try:
-            return client.call_json(describe_target("get", kind, namespace, name),
-                                    getattr(client.core, read_method), name, namespace)
-        except KubeError as exc:
-            if exc.status == 404:
-                return None
-            raise
-
-    found = {}
-    for namespace, obj in zip(namespaces, map_bounded(read, namespaces, parallelism)):
-        if obj is not None:
-            found[namespace] = obj
-    return found
-
-
-def map_bounded(func, items, parallelism):
-    """func over items with at most ``parallelism`` threads; results in input order."""
-    items = list(items)
-    if len(items) <= 1 or parallelism <= 1:
-        return [func(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(parallelism, len(items))) as pool:
-        return list(pool.map(func, items))
+def _existing(client, names, params):
+    try:
+        known = set(_list_namespaces(client))
+    except KubeError as exc:
+        if exc.status == 403:
+            return names
+        raise
+    missing = [name for name in names if name not in known]
+    if not missing:
+        return names
+    if params.get("missing_namespaces", "fail") != "skip":
+        raise KubeError(missing_namespace_error(missing), status=404)
+    for name in missing:
+        client.warn("namespaces: %s does not exist; skipped (missing_namespaces=skip)" % name)
+    return [name for name in names if name not in missing]

@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import binascii
 import hashlib
 import json
 import re
@@ -121,6 +122,22 @@ def build_dockerconfig(servers, username, password, email=None):
     return {"auths": dict((server, dict(entry)) for server in servers)}
 
 
+# The API server refuses a Secret whose data values add up to more than 1 MiB.
+MAX_SECRET_BYTES = 1024 * 1024
+
+
+def size_error(config, option=None):
+    """Why a secret holding ``config`` would be refused for its size, or None.
+
+    ``option`` names what made it large (for example ``registry.password``).
+    """
+    size = len(canonical(config).encode("utf-8"))
+    if size <= MAX_SECRET_BYTES:
+        return None
+    return "%sthe secret would hold %d bytes, more than the %d bytes (1 MiB) a Secret may hold" % (
+        "%s: " % option if option else "", size, MAX_SECRET_BYTES)
+
+
 def encode_secret_data(config):
     """Secret ``data`` for a dockerconfigjson secret (compact, key-sorted JSON)."""
     raw = json.dumps(config, sort_keys=True, separators=(",", ":")).encode("utf-8")
@@ -174,9 +191,25 @@ def canonical(config):
     return json.dumps(config, sort_keys=True, separators=(",", ":"))
 
 
+# The fingerprint's cost: scrypt with N=2^14, r=8 (16 MiB and about 0.1 s of CPU per
+# computation), so that each password guess against a published fingerprint costs as much.
+_FINGERPRINT_COST = dict(n=2 ** 14, r=8, p=1, maxmem=64 * 1024 * 1024, dklen=32)
+_FINGERPRINT_CONTEXT = b"ibmcloud.registry fingerprint v2\0"
+
+
 def fingerprint(config):
-    """``sha256:<hex>`` of the canonical document, safe to show in results."""
-    return "sha256:" + hashlib.sha256(canonical(config).encode("utf-8")).hexdigest()
+    """``scrypt:<hex>`` of the canonical document, safe to show in results.
+
+    The same document gives the same fingerprint in every cluster and run, so results
+    compare secrets without showing them. Not a plain hash of the secret: the salt is
+    the document without its secret values (servers, usernames, emails), so one guess
+    checks one target only, and scrypt makes every guess cost memory and CPU time.
+    ``config`` is a dockerconfig document or any other JSON value (an API key).
+    """
+    public = canonical(redact(config) if isinstance(config, dict) and "auths" in config else None)
+    salt = hashlib.sha256(_FINGERPRINT_CONTEXT + public.encode("utf-8")).digest()
+    digest = hashlib.scrypt(canonical(config).encode("utf-8"), salt=salt, **_FINGERPRINT_COST)
+    return "scrypt:" + binascii.hexlify(digest).decode("ascii")
 
 
 SECRET_FIELDS = ("password", "auth", "identitytoken", "registrytoken")

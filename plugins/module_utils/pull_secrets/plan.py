@@ -31,6 +31,7 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client impo
     describe_target,
     find_named,
     map_bounded,
+    read_or_none,
 )
 
 
@@ -158,8 +159,8 @@ def _apply_step(client, step, labels):
 def _replan(client, step):
     """A fresh plan for one namespace after a conflict."""
     namespace, name = step["namespace"], step["name"]
-    existing = client.read_json(describe_target("get", "Secret", namespace, name),
-                                client.core.read_namespaced_secret, name, namespace)
+    existing = read_or_none(client, describe_target("get", "Secret", namespace, name),
+                            client.core.read_namespaced_secret, name, namespace)
     state = "absent" if step["action"] in ("deleted", "absent") else "present"
     fresh = plan_secret(namespace, name, existing, step["after"], state, force=step.get("force", False))
     fresh["force"] = step.get("force", False)

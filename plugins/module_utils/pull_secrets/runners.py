@@ -33,6 +33,7 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client impo
     KubeError,
     describe_target,
     get_kube_client,
+    read_or_none,
     validate_kube_params,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.plan import ensure_pull_secrets
@@ -147,8 +148,8 @@ def desired_config(params, client=None):
 def read_copy_source(client, source):
     """The auths document of the secret to copy; a clear error when it is missing."""
     namespace, name = source["namespace"], source["name"]
-    secret = client.read_json(describe_target("get", "Secret", namespace, name),
-                              client.core.read_namespaced_secret, name, namespace)
+    secret = read_or_none(client, describe_target("get", "Secret", namespace, name),
+                          client.core.read_namespaced_secret, name, namespace)
     if secret is None:
         hint = ""
         if (namespace, name) == (DEFAULT_COPY_SOURCE["namespace"], DEFAULT_COPY_SOURCE["name"]):

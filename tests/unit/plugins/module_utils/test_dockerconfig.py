@@ -4,6 +4,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import hashlib
 import json
 
 import pytest
@@ -105,6 +106,65 @@ def test_invalid_servers(server):
     assert dc.server_error(server)
 
 
-def test_fingerprint_is_sha256_of_canonical_json():
+def test_fingerprint_is_stable_and_tells_documents_apart():
     config = dc.build_dockerconfig(["a.io"], "u", "p")
-    assert dc.fingerprint(config).startswith("sha256:") and len(dc.fingerprint(config)) == 71
+    assert dc.fingerprint(config) == "scrypt:" + hashlib.scrypt(
+        dc.canonical(config).encode(), n=2 ** 14, r=8, p=1, maxmem=64 * 2 ** 20, dklen=32,
+        salt=hashlib.sha256(b"ibmcloud.registry fingerprint v2\0" + dc.canonical(dc.redact(config)).encode()).digest(),
+    ).hex()
+    # Key order and re-encoding are no change; any other difference is.
+    reordered = json.loads(json.dumps(config, sort_keys=False))
+    assert dc.fingerprint(reordered) == dc.fingerprint(config)
+    for other in (dc.build_dockerconfig(["a.io"], "u", "q"), dc.build_dockerconfig(["b.io"], "u", "p"),
+                  dc.build_dockerconfig(["a.io"], "v", "p"), dc.build_dockerconfig(["a.io"], "u", "p", "e@x")):
+        assert dc.fingerprint(other) != dc.fingerprint(config)
+
+
+WEAK = ["123456", "password", "p", "robot", "registry", "letmein", "qwerty"]
+
+
+def _plain_hashes(config, guess):
+    """What a guesser tries cheaply: sha256/sha1/md5 over the guess and the whole document."""
+    guessed = dc.build_dockerconfig(list(config["auths"]), "u", guess)
+    texts = [guess, dc.canonical(guessed), json.dumps(guessed), json.dumps(guessed, sort_keys=True)]
+    return set(getattr(hashlib, algorithm)(text.encode()).hexdigest()
+               for text in texts for algorithm in ("sha256", "sha1", "md5"))
+
+
+def test_no_password_is_recovered_by_hashing_guesses():
+    config = dc.build_dockerconfig(["a.io"], "u", "p")
+    shown = dc.fingerprint(config)
+    digest = shown.split(":", 1)[1]
+    # The old fingerprint (sha256 of the canonical document) let a weak password be
+    # guessed offline at billions of tries a second; none of those hashes matches now.
+    for guess in WEAK:
+        assert digest not in _plain_hashes(config, guess)
+    # A guess can only be checked by paying scrypt's cost for this very document:
+    # the salt comes from servers, usernames and emails, so no table serves two targets.
+    same_password_elsewhere = dc.build_dockerconfig(["b.io"], "u", "p")
+    assert dc.fingerprint(same_password_elsewhere).split(":", 1)[1] != digest
+
+
+def test_fingerprint_costs_memory_and_time_per_guess():
+    # The cost parameters are what makes each guess expensive; a cheaper setting would
+    # make this test fail (16 MiB per computation, N=2^14).
+    assert dc._FINGERPRINT_COST["n"] >= 2 ** 14 and dc._FINGERPRINT_COST["r"] >= 8
+    assert 128 * dc._FINGERPRINT_COST["n"] * dc._FINGERPRINT_COST["r"] >= 16 * 2 ** 20
+
+
+def test_fingerprint_of_a_plain_value():
+    assert dc.fingerprint("an-api-key").startswith("scrypt:")
+    assert dc.fingerprint("an-api-key") != dc.fingerprint("another-key")
+    assert "an-api-key" not in dc.fingerprint("an-api-key")
+
+
+def test_size_error_at_the_secret_limit():
+    small = dc.build_dockerconfig(["a.io"], "u", "p")
+    assert dc.size_error(small) is None
+    big = dc.build_dockerconfig(["a.io"], "u", "x" * dc.MAX_SECRET_BYTES)
+    message = dc.size_error(big, "registry.password")
+    assert message.startswith("registry.password: the secret would hold ") and "1 MiB" in message
+    assert "xxxx" not in message
+    # Just under: base64 of user:password plus the password itself make ~2.33 bytes a character.
+    fits = dc.build_dockerconfig(["a.io"], "u", "x" * 440000)
+    assert dc.size_error(fits) is None

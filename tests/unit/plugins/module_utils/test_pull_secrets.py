@@ -22,7 +22,7 @@ def test_plan_actions():
     other = dc.build_dockerconfig(["us.icr.io"], "iamapikey", "key-2")
     existing = {"same": secret(), "differs": secret(other), "unlabelled": secret(managed=False)}
     plan = ps.plan_pull_secrets(existing, ["same", "differs", "unlabelled", "new"], "s", DESIRED)
-    assert [step["action"] for step in plan] == ["unchanged", "update", "update", "create"]
+    assert [step["action"] for step in plan] == ["unchanged", "updated", "updated", "created"]
     assert plan[1]["resource_version"] == "7"
 
 
@@ -30,20 +30,20 @@ def test_wrong_type_fails_that_namespace_only():
     existing = {"bad": secret(secret_type="Opaque", data={"x": "eA=="})}
     plan = ps.plan_pull_secrets(existing, ["bad", "ok"], "s", DESIRED)
     assert plan[0]["action"] == "failed" and "type Opaque" in plan[0]["error"]
-    assert plan[1]["action"] == "create"
+    assert plan[1]["action"] == "created"
 
 
 def test_unparsable_content_needs_force():
     existing = {"bad": secret(data={".dockerconfigjson": "bm90IGpzb24="})}
     assert ps.plan_secret("bad", "s", existing["bad"], DESIRED)["action"] == "failed"
-    assert ps.plan_secret("bad", "s", existing["bad"], DESIRED, force=True)["action"] == "update"
+    assert ps.plan_secret("bad", "s", existing["bad"], DESIRED, force=True)["action"] == "updated"
 
 
 def test_absent_deletes_only_managed_unless_forced():
-    assert ps.plan_secret("n", "s", secret(), None, "absent")["action"] == "delete"
+    assert ps.plan_secret("n", "s", secret(), None, "absent")["action"] == "deleted"
     assert ps.plan_secret("n", "s", None, None, "absent")["action"] == "absent"
     assert ps.plan_secret("n", "s", secret(managed=False), None, "absent")["action"] == "failed"
-    assert ps.plan_secret("n", "s", secret(managed=False), None, "absent", force=True)["action"] == "delete"
+    assert ps.plan_secret("n", "s", secret(managed=False), None, "absent", force=True)["action"] == "deleted"
 
 
 def test_predicted_results_and_redacted_diff():
@@ -62,3 +62,46 @@ def test_create_body_has_only_data_type_and_label():
     assert set(body) == {"apiVersion", "kind", "metadata", "type", "data"}
     assert set(body["data"]) == {".dockerconfigjson"}
     assert set(body["metadata"]) == {"name", "namespace", "labels"}
+
+
+def source_params(**kw):
+    from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets import runners
+
+    base = dict(state="present", iam_api_key=None, entitlement_key=None, registry=None, copy_from=None,
+                regions=["all"], endpoints=["public", "private"], email=None)
+    base.update(kw)
+    return runners.validate_source_params(base)
+
+
+def test_a_secret_over_one_mib_is_refused_naming_the_option():
+    huge = "x" * (1024 * 1024)
+    errors = source_params(registry={"server": "r.example.com", "username": "u", "password": huge})
+    assert len(errors) == 1 and errors[0].startswith("registry.password: the secret would hold ")
+    assert huge not in errors[0]
+    # 26 icr.io domains carry the key 26 times: a key of 20 KiB is already too much.
+    errors = source_params(iam_api_key="k" * 20000)
+    assert len(errors) == 1 and errors[0].startswith("iam_api_key: ")
+    assert source_params(entitlement_key="e" * 1000) == []
+    errors = source_params(entitlement_key="e", email="m" * (1024 * 1024))
+    assert errors and errors[0].startswith("email: ")
+
+
+def test_plan_actions_are_the_result_vocabulary():
+    from ansible_collections.ibmcloud.registry.plugins.module_utils.common.results import ACTIONS
+
+    existing = {"same": secret(), "differs": secret(dc.build_dockerconfig(["us.icr.io"], "iamapikey", "x"))}
+    present = ps.plan_pull_secrets(existing, ["same", "differs", "new"], "s", DESIRED)
+    absent = ps.plan_pull_secrets(existing, ["same", "new"], "s", None, "absent")
+    assert {step["action"] for step in present + absent} <= set(ACTIONS)
+    assert ps.predicted_results(present + absent) == [
+        {"namespace": step["namespace"], "name": "s", "action": step["action"]} for step in present + absent]
+
+
+def test_ensure_refuses_an_oversized_secret_before_any_request():
+    big = dc.build_dockerconfig(["a.io"], "u", "x" * dc.MAX_SECRET_BYTES)
+    try:
+        ps.ensure_pull_secrets(None, ["a"], "s", big)
+    except ps.KubeError as exc:
+        assert exc.status == 413 and "1 MiB" in str(exc)
+    else:
+        raise AssertionError("no error")

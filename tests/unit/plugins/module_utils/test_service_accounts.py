@@ -43,7 +43,7 @@ def test_plan_links_reports_only_changing_fields():
 
 
 def test_secret_then_links_only_where_the_secret_is_in_place(monkeypatch):
-    from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import service_accounts as sa
+    from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets import runners as sa
 
     calls = []
     secret_items = [{"namespace": "a", "action": "created"}, {"namespace": "b", "action": "failed"},

@@ -62,3 +62,66 @@ def test_map_bounded_keeps_order():
                                      ("x" * 254, False)])
 def test_object_names(name, ok):
     assert (t.object_name_error(name) is None) == ok
+
+
+class NamespaceLister:
+    """A client whose only request is the LIST of namespaces; records warnings."""
+
+    def __init__(self, names, error=None):
+        self.core = self
+        self.names, self.error = names, error
+        self.lists, self.warnings = 0, []
+
+    def list_namespace(self):
+        raise AssertionError("called through list_json only")
+
+    def list_json(self, what, func, keep=None, **kwargs):
+        self.lists += 1
+        if self.error is not None:
+            raise self.error
+        return [keep({"metadata": {"name": name}}) for name in self.names]
+
+    def warn(self, message):
+        self.warnings.append(message)
+
+
+def test_named_namespaces_that_do_not_exist_fail_before_any_write():
+    client = NamespaceLister(["default", "a"])
+    with pytest.raises(t.KubeError) as info:
+        t.resolve_namespaces(client, params(namespaces=["a", "gone-1", "gone-2"], state="present"))
+    assert str(info.value) == ("namespaces: gone-1, gone-2 do not exist; create them first, or set "
+                               "missing_namespaces=skip to leave them out with a warning")
+    assert client.lists == 1
+
+
+def test_missing_namespaces_skip_warns_per_namespace():
+    client = NamespaceLister(["default", "a"])
+    chosen = t.resolve_namespaces(client, params(namespaces=["gone", "a"], state="present",
+                                                 missing_namespaces="skip"))
+    assert chosen == ["a"]
+    assert client.warnings == ["namespaces: gone does not exist; skipped (missing_namespaces=skip)"]
+
+
+def test_named_namespaces_that_exist_are_used_in_their_order():
+    client = NamespaceLister(["b", "a"])
+    assert t.resolve_namespaces(client, params(namespaces=["b", "a", "b"], state="present")) == ["b", "a"]
+    assert client.warnings == []
+
+
+def test_namespaced_rbac_uses_named_namespaces_as_given():
+    client = NamespaceLister([], error=t.KubeError("Forbidden (403) to list Namespace", status=403))
+    assert t.resolve_namespaces(client, params(namespaces=["a"], state="present")) == ["a"]
+    other = NamespaceLister([], error=t.KubeError("Failed (500)", status=500))
+    with pytest.raises(t.KubeError):
+        t.resolve_namespaces(other, params(namespaces=["a"], state="present"))
+
+
+def test_state_absent_does_not_list_named_namespaces():
+    client = NamespaceLister([])
+    assert t.resolve_namespaces(client, params(namespaces=["gone"], state="absent")) == ["gone"]
+    assert client.lists == 0
+
+
+def test_missing_namespaces_option_is_part_of_targeting():
+    spec = t.target_argument_spec().argument_spec["missing_namespaces"]
+    assert spec["default"] == "fail" and spec["choices"] == ["fail", "skip"]
