@@ -54,7 +54,9 @@ class Variant:
     def __init__(self, scenario, removed, index):
         self.scenario = scenario
         self.removed = removed                      # the rule taken away, or None
-        self.id = "%s-%s" % (scenario.name, "full" if removed is None else "no-" + rule_resource(removed))
+        # A subresource rule (routes/custom-host) names its variant routes-custom-host.
+        self.id = "%s-%s" % (scenario.name, "full" if removed is None
+                             else "no-" + rule_resource(removed).replace("/", "-"))
         self.sa = "v%02d-%s" % (index, self.id)[:63]
         self.namespaces = []
         self.kubeconfig = None
@@ -164,6 +166,20 @@ class OcpInternalPullSecret(Scenario):
                 {"ibmcloud.registry.ocp_internal_pull_secret": dict(args, state="absent")}]
 
 
+class OcpImagePuller(Scenario):
+    name, job, namespaces = "puller", "ocp-image-puller", 3
+
+    def prepare(self, ctx, variant):
+        # The first namespace holds the images; the other two are the consumers.
+        ctx.core.patch_namespace(variant.namespaces[0], {"metadata": {"labels": {"lp": None}}})
+
+    def tasks(self, ctx, variant):
+        args = {"image_namespaces": [variant.namespaces[0]], "namespace_selector": [ctx.selector(variant)]}
+        return [{"ibmcloud.registry.ocp_image_puller": args},
+                {"ibmcloud.registry.ocp_image_puller": dict(args, service_accounts=["default"])},
+                {"ibmcloud.registry.ocp_image_puller": dict(args, state="absent")}]
+
+
 class OcpRegistryRoute(Scenario):
     name, job = "route", "ocp-registry-route"
 
@@ -171,9 +187,13 @@ class OcpRegistryRoute(Scenario):
         ctx.service(variant.namespaces[0])
 
     def tasks(self, ctx, variant):
-        args = {"namespace": variant.namespaces[0], "wait": False}
+        # A custom host (routes/custom-host create), then another one (update), checked by the
+        # route admission stand-in as OpenShift checks it.
+        host = "%s.example.com" % variant.namespaces[0][-40:]
+        args = {"namespace": variant.namespaces[0], "wait": False, "hostname": "a-" + host}
         return [{"ibmcloud.registry.ocp_registry_route": args},
-                {"ibmcloud.registry.ocp_registry_route": dict(args, annotations={"lp": "changed"})}]
+                {"ibmcloud.registry.ocp_registry_route": dict(args, hostname="b-" + host,
+                                                              annotations={"lp": "changed"})}]
 
 
 class OcpRegistryConfig(Scenario):
@@ -239,10 +259,25 @@ class ContainerdHosts(Scenario):
 
 
 class OpenshiftRegistryRole(Scenario):
-    """The openshift_registry role needs three jobs together."""
+    """The openshift_registry role needs three jobs together (its default access: image_puller)."""
 
-    name, job, namespaces, variants = "osreg", "ocp-internal-pull-secret", 2, False
+    name, job, namespaces, variants = "osreg", "ocp-image-puller", 2, False
     extra_jobs = (("ocp-registry-config", None), ("ocp-registry-route", REGISTRY_NS))
+
+    def prepare(self, ctx, variant):
+        ctx.core.patch_namespace(variant.namespaces[0], {"metadata": {"labels": {"lp": None}}})
+
+    def tasks(self, ctx, variant):
+        return [{"ansible.builtin.include_role": {"name": "ibmcloud.registry.openshift_registry"}, "vars": {
+            "openshift_registry_route_host": "registry-lp.example.com", "openshift_registry_route_wait": False,
+            "openshift_registry_image_namespaces": [variant.namespaces[0]],
+            "openshift_registry_namespace_selector": [ctx.selector(variant)]}}]
+
+
+class OpenshiftRegistryRoleCopies(Scenario):
+    """The role with openshift_registry_access: pull_secret (copies of the credentials)."""
+
+    name, job, namespaces, variants = "oscopy", "ocp-internal-pull-secret", 2, False
 
     def prepare(self, ctx, variant):
         ctx.flavour.project(ctx.api, variant.namespaces[0], "legacy", accounts=("default",))
@@ -250,14 +285,15 @@ class OpenshiftRegistryRole(Scenario):
 
     def tasks(self, ctx, variant):
         return [{"ansible.builtin.include_role": {"name": "ibmcloud.registry.openshift_registry"}, "vars": {
-            "openshift_registry_route_host": "registry-lp.example.com", "openshift_registry_route_wait": False,
+            "openshift_registry_route": False, "openshift_registry_access": "pull_secret",
+            "openshift_registry_pull_secret_host": "registry-lp.example.com",
             "openshift_registry_source_namespace": variant.namespaces[0],
             "openshift_registry_namespace_selector": [ctx.selector(variant)]}}]
 
 
 SCENARIOS = [PullSecrets(), IamPullSecret(), PullSecretsNamespaced(), SaPullSecret(), OcpInternalPullSecret(),
-             OcpRegistryRoute(), OcpRegistryConfig(), OcpImageStreamTag(), OcpBuildSecret(), ContainerdHosts(),
-             OpenshiftRegistryRole()]
+             OcpImagePuller(), OcpRegistryRoute(), OcpRegistryConfig(), OcpImageStreamTag(), OcpBuildSecret(),
+             ContainerdHosts(), OpenshiftRegistryRole(), OpenshiftRegistryRoleCopies()]
 
 
 def test_every_rbac_manifest_is_exercised_and_documented():
@@ -331,6 +367,8 @@ class Context:
 
     def allowed(self, variant, rule, namespace):
         attributes = {"verb": rule["verbs"][0], "group": rule["apiGroups"][0], "resource": rule_resource(rule)}
+        if rule.get("resourceNames"):
+            attributes["name"] = rule["resourceNames"][0]
         if namespace:
             attributes["namespace"] = namespace
         review = self.authz.create_subject_access_review({"spec": {
@@ -396,11 +434,17 @@ def test_each_job_succeeds_with_its_rules_and_fails_naming_a_removed_rule(
         reliability_cluster, rel_api, rel_ns, standin, tmp_path):
     import openshift_flavour  # pylint: disable=import-outside-toplevel
 
+    from route_admission import RouteAdmissionStandIn  # pylint: disable=import-outside-toplevel
+
     openshift_flavour.install(reliability_cluster.fixture_kubeconfig, rel_api)
     openshift_flavour.reset_config(rel_api)
     ctx = Context(reliability_cluster, rel_api, rel_ns, standin, str(tmp_path))
     try:
-        _run_all(ctx, tmp_path)
+        # Routes/custom-host is checked as openshift-apiserver checks it (LOCAL STAND-IN).
+        with RouteAdmissionStandIn(reliability_cluster.fixture_kubeconfig) as admission:
+            _run_all(ctx, tmp_path)
+        refused = [d for d in admission.decisions if not d[3]]
+        assert any("route-no-routes-custom-host" in d[1] for d in refused), admission.decisions
     finally:
         ctx.cleanup()
         openshift_flavour.reset_config(rel_api)

@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "cluster"))
 import audit as audit_log  # noqa: E402  pylint: disable=wrong-import-position
 import localcluster  # noqa: E402  pylint: disable=wrong-import-position
 import openshift_flavour as flavour  # noqa: E402  pylint: disable=wrong-import-position
+from route_admission import RouteAdmissionStandIn  # noqa: E402  pylint: disable=wrong-import-position
 from router import DEFAULT_DOMAIN, IGNORE_LABEL, RouterStandIn  # noqa: E402  pylint: disable=wrong-import-position
 
 pytestmark = pytest.mark.cluster
@@ -45,7 +46,7 @@ PEM_KEY = "-----BEGIN PRIVATE KEY-----\n%s\n-----END PRIVATE KEY-----" % CANARY_
 def openshift(cluster, kube_fixture_client):
     """The OpenShift 4 stand-in objects and a running router stand-in."""
     flavour.install(cluster.fixture_kubeconfig, kube_fixture_client)
-    with RouterStandIn(cluster.fixture_kubeconfig) as router:
+    with RouteAdmissionStandIn(cluster.fixture_kubeconfig), RouterStandIn(cluster.fixture_kubeconfig) as router:
         yield router
 
 
@@ -223,7 +224,27 @@ def test_route_validates_before_writing(openshift, ocp, audit, unique_ns, core):
     assert played.rc != 0 and "must be PEM content" in result["msg"]
     played, result = ocp("ocp_registry_route", {"namespace": bare, "hostname": "https://x.example.com"})
     assert played.rc != 0 and "not a valid host name" in result["msg"]
+    # OpenShift's host rules, checked before any request (the admission stand-in enforces them too).
+    long_label = "a" * 64
+    for host, message in (("registry.example.com.", "must not end with a dot"),
+                          (long_label + ".example.com", "has a label longer than 63 characters")):
+        started = audit.mark()
+        played, result = ocp("ocp_registry_route", {"namespace": bare, "hostname": host})
+        assert played.rc != 0 and message in result["msg"], result["msg"]
+        assert audit.requests(started, namespace_prefix=unique_ns.prefix) == []
     assert writes(audit, mark, unique_ns.prefix) == []
+
+
+def test_route_admission_standin_enforces_host_rules(openshift, unique_ns, custom):
+    """LOCAL STAND-IN check: the API server refuses what openshift-apiserver refuses."""
+    namespace = unique_ns("adm")
+    for host, message in (("x.example.com.", "must not end with a dot"),
+                          ("a" * 64 + ".example.com", "no more than 63 characters")):
+        with pytest.raises(ApiException) as refused:
+            custom.create_namespaced_custom_object(ROUTES[0], ROUTES[1], namespace, ROUTES[2], {
+                "apiVersion": "route.openshift.io/v1", "kind": "Route", "metadata": {"name": "r"},
+                "spec": {"host": host, "to": {"kind": "Service", "name": "s"}}})
+        assert refused.value.status == 422 and message in refused.value.body
 
 
 # --- 2. storage and state -----------------------------------------------------------------

@@ -97,11 +97,32 @@ _PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 def host_error(host):
-    """Why ``host`` is not a usable route host name, or None."""
+    """Why ``host`` is not a usable route host name, or None.
+
+    OpenShift's rules: a lowercase DNS-1123 subdomain, at most 253 characters, each label
+    at most 63, no trailing dot.
+    """
+    if isinstance(host, str) and host.endswith(".") and len(host) > 1:
+        return "%r must not end with a dot (OpenShift refuses fully qualified route hosts)" % (host,)
     if not isinstance(host, str) or not _HOST.match(host):
         return ("%r is not a valid host name (lowercase DNS name such as "
-                "registry.apps.example.com, no scheme or port)" % (host,))
+                "registry.apps.example.com, no scheme or port, at most 253 characters)" % (host,))
+    long_labels = [label for label in host.split(".") if len(label) > 63]
+    if long_labels:
+        return "%r has a label longer than 63 characters (%r has %d)" % (
+            host, long_labels[0], len(long_labels[0]))
     return None
+
+
+def custom_host_hint(message):
+    """What an identity lacks when OpenShift refused to set or change a route's host."""
+    if "permission to set the host field" in message:
+        return ('%s; the identity cannot create resource "routes/custom-host" in API group '
+                '"route.openshift.io" (needed to set spec.host or TLS certificates)' % message)
+    if "permission to update the host field" in message:
+        return ('%s; the identity cannot update resource "routes/custom-host" in API group '
+                '"route.openshift.io" (needed to change spec.host or TLS certificates)' % message)
+    return message
 
 
 def target_port_value(text):

@@ -142,7 +142,7 @@ def run_ocp_registry_route(module):
             lambda obj: ocp.plan_route(obj, name, namespace, spec, annotations),
             check_mode=module.check_mode)
     except (KubeError, ocp.OpenShiftError) as exc:
-        module.fail_json(msg=str(exc), **result)
+        module.fail_json(msg=ocp.custom_host_hint(str(exc)), **result)
 
     past = {"create": "created", "update": "updated", "unchanged": "unchanged"}
     # Not a top-level "action": the json callbacks overwrite that with the module name.

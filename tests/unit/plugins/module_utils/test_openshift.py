@@ -575,3 +575,20 @@ def test_token_kind_from_annotations_or_the_token():
     assert ocp.token_kind(old, "opaque-token") == "legacy"
     assert ocp.token_kind({}, "opaque-token") == "unknown"
     assert ocp.token_kind({}, "a.b.c") == "unknown"
+
+
+def test_host_rules_of_openshift():
+    assert ocp.host_error("registry.apps.example.com") is None
+    assert "must not end with a dot" in ocp.host_error("registry.example.com.")
+    assert "label longer than 63" in ocp.host_error("a" * 64 + ".example.com")
+    assert ocp.host_error("a" * 63 + ".example.com") is None
+    assert "not a valid host name" in ocp.host_error("x" * 250 + ".example.com")
+    assert "not a valid host name" in ocp.host_error("Registry.example.com")
+
+
+def test_custom_host_hint_names_the_missing_permission():
+    text = ocp.custom_host_hint('spec.host: Forbidden: you do not have permission to set the host field of the route')
+    assert 'cannot create resource "routes/custom-host" in API group "route.openshift.io"' in text
+    text = ocp.custom_host_hint('Forbidden: you do not have permission to update the host field of the route')
+    assert 'cannot update resource "routes/custom-host"' in text
+    assert ocp.custom_host_hint("other") == "other"
