@@ -36,7 +36,6 @@ from reliability.common import wait_for as common_wait_for
 sys.path.insert(0, os.path.join(REPO, "tests", "standins"))
 sys.path.insert(0, os.path.join(REPO, "tests", "cluster"))
 
-import audit as audit_log  # noqa: E402  pylint: disable=wrong-import-position
 import iam_server  # noqa: E402  pylint: disable=wrong-import-position
 import localcluster  # noqa: E402  pylint: disable=wrong-import-position
 import localnode  # noqa: E402  pylint: disable=wrong-import-position
@@ -360,13 +359,14 @@ class Plays:
 
 
 @pytest.fixture
-def plays(node_cluster, iam, admin_key, registries, tmp_path):
+def plays(cluster, iam, admin_key, registries, tmp_path):
+    """On the suite's cluster: validate_credentials needs no node."""
+    return Plays(cluster, iam, admin_key, registries, str(tmp_path))
+
+
+@pytest.fixture
+def node_plays(node_cluster, iam, admin_key, registries, tmp_path):
     return Plays(node_cluster, iam, admin_key, registries, str(tmp_path))
-
-
-@pytest.fixture(scope="module")
-def node_audit(node_cluster):
-    return audit_log.AuditLog(node_cluster.audit_log)
 
 
 def _validate(ns, source, **extra):
@@ -375,9 +375,12 @@ def _validate(ns, source, **extra):
 
 
 def test_validate_credentials_over_bearer_passes_good_keys_by_the_real_names(plays, registries, reader,
-                                                                             namespaces, core):
+                                                                             unique_ns, kube_fixture_client):
+    from kubernetes import client  # pylint: disable=import-outside-toplevel
+
+    core = client.CoreV1Api(kube_fixture_client)
     regs = registries
-    ns = namespaces()
+    ns = unique_ns()
     ca = {"registry_ca_path": regs.pki["ca"]}
     result = plays.run([
         dict(_validate(ns, {"iam_api_key": reader["value"], "regions": ["us-south"], "endpoints": ["public"]},
@@ -403,7 +406,7 @@ def test_validate_credentials_over_bearer_passes_good_keys_by_the_real_names(pla
     ("no_policy", "has no IBM Cloud Container Registry access policy"),
     ("wrong_region", "no Container Registry policy of"),
 ])
-def test_validate_credentials_says_why_and_writes_nothing(plays, registries, keys, iam, node_audit, namespaces,
+def test_validate_credentials_says_why_and_writes_nothing(plays, registries, keys, iam, audit, unique_ns,
                                                           case, words):
     regs = registries
     key = {"deleted": lambda: keys.key("deleted", [(["Reader"], "us-south", None)]),
@@ -411,8 +414,8 @@ def test_validate_credentials_says_why_and_writes_nothing(plays, registries, key
            "wrong_region": lambda: keys.key("frankfurt", [(["Reader"], "eu-de", None)])}[case]()
     if case == "deleted":
         keys.client.delete_api_key(key["id"])
-    ns = namespaces()
-    mark, iam_mark = node_audit.mark(), iam.mark()
+    ns = unique_ns()
+    mark, iam_mark = audit.mark(), iam.mark()
     result = plays.run([_validate(ns, {"iam_api_key": key["value"], "regions": ["us-south"],
                                        "endpoints": ["public"]}, registry_ca_path=regs.pki["ca"])])
     task = result["t"]
@@ -421,7 +424,8 @@ def test_validate_credentials_says_why_and_writes_nothing(plays, registries, key
     if case == "wrong_region":
         assert "applies to region us-south" in task["msg"]
     assert key["value"] not in result.stdout + result.stderr
-    assert node_audit.writes(mark, namespace_prefix=ns) == []
+    assert audit.writes(mark, namespace_prefix=ns) == []
+    assert audit.count(mark)  # the module did read the cluster: the log is not silent
     assert iam.writes(iam_mark) == []
     assert token_registry.off_loopback(plays.connects()) == []
 
@@ -503,20 +507,20 @@ def _iam_secret_task(service_id, ns, policy=True):
     return tasks
 
 
-def test_pods_pull_icr_io_names_through_the_token_registry(node_mirrors, plays, keys, core, namespaces,
+def test_pods_pull_icr_io_names_through_the_token_registry(node_mirrors, node_plays, keys, core, namespaces,
                                                            node_cluster, tmp_path):
     regs = node_mirrors
     minted, bare, nopolicy, deleted, entitled = (namespaces() for _ in range(5))
     # The collection mints the key: a service ID with a Reader policy, iam_pull_secret.
     sid = keys.service_id("pods")["name"]
-    result = plays.run(_iam_secret_task(sid, minted))
+    result = node_plays.run(_iam_secret_task(sid, minted))
     assert result.rc == 0, result.stdout[-3000:]
     # A service ID without any policy: the key is real, the registry says no.
-    result = plays.run(_iam_secret_task(keys.service_id("nopol")["name"], nopolicy, policy=False))
+    result = node_plays.run(_iam_secret_task(keys.service_id("nopol")["name"], nopolicy, policy=False))
     assert result.rc == 0, result.stdout[-3000:]
     # A key that IAM deleted after it went into the secret.
     gone = keys.key("gone", [(["Reader"], "us-south", TEAM)])
-    result = plays.run([
+    result = node_plays.run([
         {"name": "iam", "ibmcloud.registry.icr_pull_secret": {
             "name": "icr-io", "iam_api_key": gone["value"], "regions": ["us-south"], "endpoints": ["public"],
             "namespaces": [deleted], "service_accounts": ["default"]}},
