@@ -53,9 +53,13 @@ options:
     description:
       - C(spec.managementState). V(Managed) lets the operator apply the configuration
         (needed for a storage change to take effect, for example on Satellite clusters
-        that are V(Unmanaged)).
+        that are V(Unmanaged)). V(Unmanaged) - the operator leaves the registry alone.
+        V(Removed) - the operator deletes the registry and, when its storage is
+        V(Managed) (for example the C(image-registry-storage) PVC the operator created),
+        that storage with every image in it; the module warns before it asks for it.
+      - C(Force) is not offered - the operator does not act on it.
     type: str
-    choices: [Managed, Unmanaged, Force, Removed]
+    choices: [Managed, Unmanaged, Removed]
   default_route:
     description:
       - C(spec.defaultRoute) - whether the operator exposes the registry with its own
@@ -63,7 +67,6 @@ options:
         M(ibmcloud.registry.ocp_registry_route).
     type: bool
 requirements:
-  - openshift >= 0.13
   - jmespath >= 1.0
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options

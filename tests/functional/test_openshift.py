@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "cluster"))
 import audit as audit_log  # noqa: E402  pylint: disable=wrong-import-position
 import localcluster  # noqa: E402  pylint: disable=wrong-import-position
 import openshift_flavour as flavour  # noqa: E402  pylint: disable=wrong-import-position
+from registry_operator import RegistryOperatorStandIn  # noqa: E402  pylint: disable=wrong-import-position
 from route_admission import RouteAdmissionStandIn  # noqa: E402  pylint: disable=wrong-import-position
 from router import DEFAULT_DOMAIN, IGNORE_LABEL, RouterStandIn  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -249,7 +250,8 @@ def test_route_admission_standin_enforces_host_rules(openshift, unique_ns, custo
 
 # --- 2. storage and state -----------------------------------------------------------------
 
-def test_registry_config_volume_emptydir_state_and_default_route(openshift, ocp, audit, kube_fixture_client, custom):
+def test_registry_config_volume_emptydir_state_and_default_route(openshift, cluster, ocp, audit, kube_fixture_client,
+                                                                 custom):
     # An IBM Cloud Satellite-like start: PVC storage, operator Unmanaged.
     flavour.reset_config(kube_fixture_client, dict(flavour.BASELINE_CONFIG, managementState="Unmanaged"))
     delete_route(custom, flavour.REGISTRY_NS, "default-route")
@@ -283,30 +285,77 @@ def test_registry_config_volume_emptydir_state_and_default_route(openshift, ocp,
         spec = flavour.read_config(kube_fixture_client)["spec"]
         assert spec == {"managementState": "Managed", "replicas": 1, "storage": {"emptyDir": {}}}
 
-        # The operator's own route as the alternative to ocp_registry_route.
-        runs = converge(ocp, audit, CONFIG_SCOPE, "ocp_registry_config", {"default_route": True})
-        assert runs["first"]["config"]["default_route"] is True
-        assert runs["second"]["default_route_host"] is None
-        # LOCAL STAND-IN for the operator: it would now create default-route.
-        custom.create_namespaced_custom_object(ROUTES[0], ROUTES[1], flavour.REGISTRY_NS, ROUTES[2], {
-            "apiVersion": "route.openshift.io/v1", "kind": "Route", "metadata": {"name": "default-route"},
-            "spec": {"to": {"kind": "Service", "name": "image-registry"}, "port": {"targetPort": "5000-tcp"},
-                     "tls": {"termination": "reencrypt"}}})
-        wait_admitted(custom, flavour.REGISTRY_NS, "default-route")
-        mark = audit.mark()
-        played, result = ocp("ocp_registry_config", {"default_route": True})
-        assert played.rc == 0 and result["changed"] is False
-        assert result["default_route_host"] == "default-route-openshift-image-registry." + DEFAULT_DOMAIN
-        assert writes(audit, mark, CONFIG_SCOPE) == []
+        # The operator's own route as the alternative to ocp_registry_route: the operator
+        # stand-in creates default-route (reencrypt, no port, its annotation), the router
+        # stand-in admits it.
+        with RegistryOperatorStandIn(cluster.fixture_kubeconfig):
+            runs = converge(ocp, audit, CONFIG_SCOPE, "ocp_registry_config", {"default_route": True})
+            assert runs["first"]["config"]["default_route"] is True
+            route = wait_admitted(custom, flavour.REGISTRY_NS, "default-route")
+            assert route["metadata"]["annotations"] == {"imageregistry.openshift.io": "true"}
+            assert "port" not in route["spec"] and route["spec"]["tls"] == {"termination": "reencrypt"}
+            mark = audit.mark()
+            played, result = ocp("ocp_registry_config", {"default_route": True})
+            assert played.rc == 0 and result["changed"] is False
+            assert result["default_route_host"] == "default-route-openshift-image-registry." + DEFAULT_DOMAIN
+            assert writes(audit, mark, CONFIG_SCOPE) == []
 
-        # Back to a PVC.
-        runs = converge(ocp, audit, CONFIG_SCOPE, "ocp_registry_config",
-                        {"storage": "pvc", "pvc_claim": "image-registry-storage", "default_route": False})
-        assert flavour.read_config(kube_fixture_client)["spec"]["storage"] == {
-            "pvc": {"claim": "image-registry-storage"}}
+            # Back to a PVC the operator names and creates; default-route goes again.
+            runs = converge(ocp, audit, CONFIG_SCOPE, "ocp_registry_config", {"storage": "pvc", "default_route": False})
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                spec = flavour.read_config(kube_fixture_client)["spec"]
+                if (spec["storage"].get("pvc") or {}).get("claim"):
+                    break
+                time.sleep(0.2)
+            assert spec["storage"] == {"managementState": "Managed", "pvc": {"claim": "image-registry-storage"}}
+            wait_gone(custom, flavour.REGISTRY_NS, "default-route")
+            # The operator's claim is any claim: nothing to change.
+            mark = audit.mark()
+            played, result = ocp("ocp_registry_config", {"storage": "pvc", "default_route": False})
+            assert played.rc == 0 and result["changed"] is False and writes(audit, mark, CONFIG_SCOPE) == []
+
+            # Removed with storage the operator manages: the images go with it, so a warning.
+            runs = converge(ocp, audit, CONFIG_SCOPE, "ocp_registry_config", {"management_state": "Removed"})
+            assert any("deletes the internal registry" in w for w in runs["check"]["warnings"])
+            assert any("deletes the internal registry" in w for w in runs["first"]["warnings"])
+            assert not any("deletes the internal registry" in w for w in runs["second"].get("warnings", []))
+        played, result = ocp("ocp_registry_config", {"management_state": "Force"})
+        assert played.rc != 0 and "management_state" in result["msg"] and "Force" in result["msg"]
     finally:
         flavour.reset_config(kube_fixture_client)
         delete_route(custom, flavour.REGISTRY_NS, "default-route")
+
+
+def wait_gone(custom, namespace, name, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            get_route(custom, namespace, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise
+        time.sleep(0.2)
+    raise AssertionError("route %s/%s still there" % (namespace, name))
+
+
+def test_registry_operator_standin_refuses_two_storage_backends(openshift, cluster, kube_fixture_client):
+    """LOCAL STAND-IN check: two backends leave the Config Degraded, as the operator does."""
+    flavour.reset_config(kube_fixture_client, dict(flavour.BASELINE_CONFIG, storage={
+        "pvc": {"claim": "image-registry-storage"}, "emptyDir": {}}))
+    try:
+        with RegistryOperatorStandIn(cluster.fixture_kubeconfig) as operator:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                conditions = (flavour.read_config(kube_fixture_client).get("status") or {}).get("conditions") or []
+                degraded = [c for c in conditions if c["type"] == "Degraded" and c["status"] == "True"]
+                if degraded:
+                    break
+                time.sleep(0.2)
+            assert degraded and "exactly one storage type" in degraded[0]["message"], (conditions, operator.errors)
+    finally:
+        flavour.reset_config(kube_fixture_client)
 
 
 # --- 3. pull secrets for the internal registry -------------------------------------------

@@ -303,7 +303,8 @@ def service_port_error(service, target_port, namespace, name):
 
 STORAGE_BACKENDS = ("emptyDir", "pvc", "s3", "gcs", "swift", "azure", "ibmcos", "oss")
 PERSISTENT_BACKENDS = frozenset(STORAGE_BACKENDS) - frozenset(["emptyDir"])
-MANAGEMENT_STATES = ("Managed", "Unmanaged", "Force", "Removed")
+# Force is an operator state in the API, but the image registry operator does not act on it.
+MANAGEMENT_STATES = ("Managed", "Unmanaged", "Removed")
 
 
 def storage_backends(spec):
@@ -362,6 +363,14 @@ def registry_config_view(config):
     if "pvc" in backends:
         view["pvc_claim"] = dig(spec, "storage", "pvc", "claim")
     return view
+
+
+def removes_managed_storage(config, management_state):
+    """Whether asking for ``management_state`` makes the operator delete managed storage."""
+    if management_state != "Removed":
+        return False
+    spec = (config or {}).get("spec") or {}
+    return dig(spec, "storage", "managementState") == "Managed" and spec.get("managementState") != "Removed"
 
 
 def storage_summary(config):

@@ -172,6 +172,11 @@ EMPTY_DIR_WARNING = ("The internal registry stores images in the emptyDir of the
                      "be recovered.")
 
 
+REMOVED_WARNING = ("management_state Removed: the image registry operator deletes the internal "
+                   "registry and, because its storage is Managed, the storage too (the PVC or "
+                   "bucket with every image in it). Images cannot be recovered afterwards.")
+
+
 def registry_config_errors(params):
     errors = validate_kube_params(params)
     if params.get("storage") == "emptyDir" and not params["allow_non_persistent_storage"]:
@@ -215,12 +220,14 @@ def run_ocp_registry_config(module):
                                           params.get("default_route"))
         return ("update", patch) if patch else ("unchanged", None)
 
+    before_config = {}
     try:
         after = None
         if flavour == ocp_client.OPENSHIFT_4:
             action, before, after = api.ensure(ocp.REGISTRY_OPERATOR_API, "Config",
                                                ocp.REGISTRY_CONFIG_NAME, None, plan,
                                                check_mode=module.check_mode)
+            before_config["config"] = before
             result.update(changed=action != "unchanged",
                           result=dict(name=ocp.REGISTRY_CONFIG_NAME,
                                       action="updated" if action == "update" else "unchanged"),
@@ -244,6 +251,8 @@ def run_ocp_registry_config(module):
 
     if params.get("storage") == "emptyDir":
         module.warn(EMPTY_DIR_WARNING)
+    if ocp.removes_managed_storage(before_config.get("config"), params.get("management_state")):
+        module.warn(REMOVED_WARNING)
     state = ocp.dig(after or {}, "spec", "managementState")
     if result["changed"] and state == "Unmanaged":
         module.warn("managementState is Unmanaged: the image registry operator does not apply "

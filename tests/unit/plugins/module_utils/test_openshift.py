@@ -592,3 +592,14 @@ def test_custom_host_hint_names_the_missing_permission():
     text = ocp.custom_host_hint('Forbidden: you do not have permission to update the host field of the route')
     assert 'cannot update resource "routes/custom-host"' in text
     assert ocp.custom_host_hint("other") == "other"
+
+
+def test_removed_warns_only_when_managed_storage_goes():
+    managed = {"spec": {"managementState": "Managed", "storage": {"managementState": "Managed", "pvc": {"claim": "c"}}}}
+    unmanaged = {"spec": {"managementState": "Managed", "storage": {"managementState": "Unmanaged", "pvc": {"claim": "c"}}}}
+    assert ocp.removes_managed_storage(managed, "Removed") is True
+    assert ocp.removes_managed_storage(managed, "Unmanaged") is False
+    assert ocp.removes_managed_storage(unmanaged, "Removed") is False
+    already = {"spec": {"managementState": "Removed", "storage": {"managementState": "Managed"}}}
+    assert ocp.removes_managed_storage(already, "Removed") is False
+    assert "Force" not in ocp.MANAGEMENT_STATES
