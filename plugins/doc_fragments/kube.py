@@ -26,8 +26,12 @@ options:
       - Reads are one LIST per resource type for the whole target set, whatever this is.
     type: int
     default: 8
+attributes:
+  check_mode:
+    support: full
+    description: Reads only; reports the same changes a real run would make.
 requirements:
-  - kubernetes >= 24.2.0, < 37
+  - kubernetes >= 29, < 37
 notes:
   - Connection options are those of C(kubernetes.core), with the same
     C(K8S_AUTH_*) environment variables, so one C(module_defaults) entry for the

@@ -24,7 +24,7 @@ description:
   - Optionally adds the secret to service accounts (C(imagePullSecrets)), keeping
     the entries already there, as M(ibmcloud.registry.sa_pull_secret) does.
   - Secret values never appear in results, diffs or messages; results carry a
-    C(sha256:) fingerprint of the content instead.
+    fingerprint of the content instead (RV(fingerprint)).
 author:
   - ibmcloud.registry maintainers (@ibmcloud-registry)
 options:
@@ -48,22 +48,6 @@ options:
         Registry. The secret gets one entry per domain chosen by O(regions) and
         O(endpoints), with username C(iamapikey).
     type: str
-  regions:
-    description:
-      - IAM regions whose registry domains the secret covers with O(iam_api_key), for
-        example V(us-south) (C(us.icr.io)) or V(global) (C(icr.io)); V(all) for every
-        region, which is what C(all-icr-io) holds.
-    type: list
-    elements: str
-    default: [all]
-  endpoints:
-    description:
-      - Which domains of each region, with O(iam_api_key) - V(public) (C(us.icr.io)),
-        V(private) (C(private.us.icr.io)), or both.
-    type: list
-    elements: str
-    choices: [public, private]
-    default: [public, private]
   entitlement_key:
     description:
       - Entitlement key from the IBM container software library for the entitled
@@ -102,26 +86,6 @@ options:
         description: Name of the source secret.
         type: str
         default: all-icr-io
-  email:
-    description:
-      - Email stored with each registry entry. Registries ignore it; some tools expect it.
-    type: str
-  service_accounts:
-    description:
-      - Service accounts in each target namespace that reference the secret in
-        C(imagePullSecrets), for example V(default). Entries already on the service
-        account stay where they are.
-      - With O(state=absent), the reference is removed from them.
-    type: list
-    elements: str
-    default: []
-  service_account_timeout:
-    description:
-      - Seconds to wait for a service account that does not exist yet (a namespace
-        created moments ago gets C(default) shortly after). After that the namespace
-        fails with a clear message.
-    type: int
-    default: 30
   validate_credentials:
     description:
       - Before writing anything, log in to the registry with the credentials (Docker
@@ -135,20 +99,12 @@ options:
     description:
       - CA bundle used to verify the registry's certificate for O(validate_credentials).
     type: path
-  force:
-    description:
-      - With O(state=present), overwrite an existing secret whose content cannot be
-        parsed. With O(state=absent), delete secrets that this collection did not create.
-    type: bool
-    default: false
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ibmcloud.registry.kube
   - ibmcloud.registry.targeting
+  - ibmcloud.registry.pull_secret
 attributes:
-  check_mode:
-    support: full
-    description: Reads only; reports the same changes a real run would make.
   diff_mode:
     support: full
     description: Shows servers, usernames and emails per namespace; secret values are redacted.
@@ -203,58 +159,76 @@ EXAMPLES = r"""
 
 RETURN = r"""
 name:
-  description: Name of the secret.
+  description: Name of the secret in every target namespace - O(name), or the default of the source.
   returned: always
   type: str
-  sample: all-icr-io
+  sample: entitled-cp-icr-io
 servers:
-  description: Registry servers the secret holds credentials for.
+  description: The servers of the secret's C(auths), sorted; with O(iam_api_key), the icr.io domains chosen.
   returned: when state is present
   type: list
   elements: str
-  sample: [icr.io, private.icr.io, us.icr.io]
+  sample: [cp.icr.io]
 fingerprint:
-  description: C(sha256:) of the canonical JSON content, to compare secrets across clusters without showing them.
+  description:
+    - C(scrypt:) and 64 hexadecimal digits, to compare secrets across clusters and runs
+      without showing them. Two equal fingerprints mean the same servers, usernames,
+      emails and passwords; key order and encoding do not count.
+    - Safe to show in logs. It is a deliberately slow and memory-hard hash (scrypt,
+      16 MiB), salted with the secret's servers, usernames and emails, so each password
+      guess costs that work for one secret; it is no plain hash that a weak password
+      could be looked up or guessed from quickly. Long random credentials (API keys,
+      entitlement keys, registry tokens) cannot be guessed from it at all.
   returned: when state is present
   type: str
-  sample: sha256:1f0c3a5c2e0d4c6f9b2d2f1c5a9e8d7b6a5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e
+  sample: scrypt:6c1f0e35c5ad2a9c4e8d7b1f3a2c9e0d4b5a6f7e8d9c0b1a2f3e4d5c6b7a8f90
 results:
-  description: One entry per target namespace.
+  description:
+    - One entry per target namespace, in the order of O(namespaces), else sorted by name.
   returned: always
   type: list
   elements: dict
   contains:
-    namespace:
-      description: The namespace.
-      type: str
-    name:
-      description: The secret name.
-      type: str
     action:
-      description: What happened (or, in check mode, would happen).
+      description:
+        - What happened to the secret there (or, in check mode, would happen) -
+          V(created), V(updated), V(unchanged), V(deleted), V(absent) (nothing to delete)
+          or V(failed).
       type: str
       sample: created
+    namespace:
+      description: Target namespace.
+      type: str
+      sample: team-a
+    name:
+      description: Name of the secret, the same in every namespace.
+      type: str
+      sample: all-icr-io
     error:
-      description: Why this namespace failed.
+      description: Why this namespace failed; the other namespaces are done all the same.
       type: str
       returned: when action is failed
 counts:
-  description: Number of namespaces per action.
+  description: Number of target namespaces per action, every action of the vocabulary included.
   returned: always
   type: dict
   sample: {created: 3, updated: 0, unchanged: 97, deleted: 0, absent: 0, failed: 0}
 service_accounts:
-  description: Per namespace and service account, the references added or removed.
+  description:
+    - The links of O(service_accounts), as M(ibmcloud.registry.sa_pull_secret) reports them -
+      per namespace where the secret is in place and service account, C(action)
+      (V(updated), V(unchanged) or V(failed)), the references C(added) and C(removed),
+      and C(error) when it failed.
   returned: when O(service_accounts) is set
   type: list
   elements: dict
   sample: [{namespace: dev, name: default, action: updated, added: [all-icr-io], removed: []}]
 """
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import ICR_ENDPOINTS
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import kube_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.runners import (
     DEFAULT_COPY_SOURCE,
+    pull_secret_argument_spec,
     run_icr_pull_secret,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import target_argument_spec
@@ -262,12 +236,10 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting i
 
 def argument_spec():
     """The options documented above: shared groups (each with its doc fragment), then this module's own."""
-    return kube_argument_spec().merge(target_argument_spec()).add(
+    return kube_argument_spec().merge(target_argument_spec()).merge(pull_secret_argument_spec()).add(
         name=dict(type="str"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         iam_api_key=dict(type="str", no_log=True),
-        regions=dict(type="list", elements="str", default=["all"]),
-        endpoints=dict(type="list", elements="str", choices=list(ICR_ENDPOINTS), default=list(ICR_ENDPOINTS)),
         entitlement_key=dict(type="str", no_log=True),
         registry=dict(type="dict", options=dict(
             server=dict(type="str", required=True),
@@ -278,12 +250,8 @@ def argument_spec():
             namespace=dict(type="str", default=DEFAULT_COPY_SOURCE["namespace"]),
             name=dict(type="str", default=DEFAULT_COPY_SOURCE["name"]),
         )),
-        email=dict(type="str"),
-        service_accounts=dict(type="list", elements="str", default=[]),
-        service_account_timeout=dict(type="int", default=30),
         validate_credentials=dict(type="bool", default=False),
         registry_ca_path=dict(type="path"),
-        force=dict(type="bool", default=False),
     )
 
 

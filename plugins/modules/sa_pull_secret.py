@@ -74,9 +74,6 @@ extends_documentation_fragment:
   - ibmcloud.registry.kube
   - ibmcloud.registry.targeting
 attributes:
-  check_mode:
-    support: full
-    description: Reads only; reports the same changes a real run would make.
   diff_mode:
     support: full
     description: Shows the reference lists before and after, per service account.
@@ -112,30 +109,34 @@ EXAMPLES = r"""
 
 RETURN = r"""
 results:
-  description: One entry per namespace and service account.
+  description:
+    - One entry per service account and namespace, service account by service account.
   returned: always
   type: list
   elements: dict
+  sample: [{namespace: team-a, name: default, action: updated, added: [all-icr-io], removed: []}]
   contains:
-    namespace:
-      description: The namespace.
-      type: str
     name:
       description: The service account.
       type: str
+    namespace:
+      description: Its namespace.
+      type: str
     action:
-      description: V(updated), V(unchanged) or V(failed) (in check mode, what would happen).
+      description:
+        - What happened to the service account (in check mode, what would happen) -
+          V(updated), V(unchanged) or V(failed), words of the collection's result vocabulary.
       type: str
     added:
-      description: Secret names added to a list.
+      description: Secret names added to O(link_for)'s lists.
       type: list
       elements: str
     removed:
-      description: Secret names removed from a list.
+      description: Secret names removed from them.
       type: list
       elements: str
     error:
-      description: Why this namespace failed.
+      description: Why this service account could not be edited (the others are done all the same).
       type: str
       returned: when action is failed
 counts:

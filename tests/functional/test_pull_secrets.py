@@ -17,6 +17,7 @@ import pytest
 from kubernetes import client as k8s
 
 from containerd.containerd_lab import Registry, make_pki, missing_binaries, write_oci_image
+from reliability.common import wait_for_service_accounts
 
 pytestmark = pytest.mark.cluster
 
@@ -41,15 +42,7 @@ def pull_refs(core, namespace, sa="default"):
 
 
 def wait_for_sa(core, namespace, sa="default"):
-    import time
-
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            return core.read_namespaced_service_account(sa, namespace)
-        except k8s.ApiException:
-            time.sleep(0.2)
-    raise AssertionError("no service account %s in %s" % (sa, namespace))
+    wait_for_service_accounts(core, [namespace], sa, timeout=30)
 
 
 def converge(runner, audit, prefix, task, check_first=True):

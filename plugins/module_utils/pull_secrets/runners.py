@@ -17,10 +17,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import ArgumentSpec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import (
     ENTITLED_REGISTRY,
     ENTITLED_USERNAME,
     IAM_API_KEY_USERNAME,
+    ICR_ENDPOINTS,
     DockerConfigError,
     build_dockerconfig,
     decode_secret,
@@ -55,6 +57,19 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting i
 SOURCE_OPTIONS = ("iam_api_key", "entitlement_key", "registry", "copy_from")
 DEFAULT_COPY_SOURCE = {"namespace": "default", "name": "all-icr-io"}
 ENTITLED_SECRET_NAME = "entitled-cp-icr-io"
+
+
+def pull_secret_argument_spec():
+    """Options of the modules that write an IBM Cloud Container Registry pull secret into many
+    namespaces and link it. Doc fragment: ibmcloud.registry.pull_secret."""
+    return ArgumentSpec(dict(
+        regions=dict(type="list", elements="str", default=["all"]),
+        endpoints=dict(type="list", elements="str", choices=list(ICR_ENDPOINTS), default=list(ICR_ENDPOINTS)),
+        email=dict(type="str"),
+        service_accounts=dict(type="list", elements="str", default=[]),
+        service_account_timeout=dict(type="int", default=30),
+        force=dict(type="bool", default=False),
+    ))
 
 
 def chosen_source(params):

@@ -1,0 +1,62 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, ibmcloud.registry developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+    # The options of the modules that write an image pull secret with IBM Cloud Container
+    # Registry credentials into many namespaces; argument spec: pull_secret_argument_spec().
+    DOCUMENTATION = r"""
+options:
+  regions:
+    description:
+      - IAM regions whose IBM Cloud Container Registry domains the secret covers with an
+        IAM API key, for example V(us-south) (C(us.icr.io)) or V(global) (C(icr.io));
+        V(all) for every region, which is what C(all-icr-io) holds.
+    type: list
+    elements: str
+    default: [all]
+  endpoints:
+    description:
+      - Which domains of each region, with an IAM API key - V(public) (C(us.icr.io)),
+        V(private) (C(private.us.icr.io)), or both.
+    type: list
+    elements: str
+    choices: [public, private]
+    default: [public, private]
+  email:
+    description:
+      - Email stored with each registry entry. Registries ignore it; some tools expect it.
+    type: str
+  service_accounts:
+    description:
+      - Service accounts in each target namespace that reference the secret in
+        C(imagePullSecrets), for example V(default). Entries already on the service
+        account stay where they are.
+      - With O(state=absent), the reference is removed from them.
+    type: list
+    elements: str
+    default: []
+  service_account_timeout:
+    description:
+      - Seconds to wait for a service account that does not exist yet (a namespace
+        created moments ago gets C(default) shortly after). After that the namespace
+        fails with a clear message.
+    type: int
+    default: 30
+  force:
+    description:
+      - With O(state=present), overwrite an existing secret whose content cannot be
+        parsed. With O(state=absent), delete secrets that this collection did not create.
+    type: bool
+    default: false
+notes:
+  - Results carry a C(fingerprint) of the secret's content instead of its values (see
+    RV(fingerprint)); equal content gives an equal fingerprint in every cluster and run.
+  - A secret larger than the 1 MiB a Secret may hold is refused before anything is
+    written.
+"""
