@@ -22,16 +22,23 @@ description:
   - Otherwise a new key is created (named O(api_key_name), with a description marked
     C([managed-by ibmcloud.registry])) and written to the secrets. If no secret could
     be written, the new key is deleted again.
-  - Rotation (O(rotate=true)) - a new key is created, every target secret is updated,
-    then the keys that this collection created earlier under O(api_key_name) for the
-    service ID are deleted. Keys that it did not create are never deleted. If any
-    secret could not be updated, the old keys are kept and the task fails with the
-    namespaces that failed.
+  - Rotation (O(rotate=true)) - a new key is created and logged in with (exchanged for an
+    IAM token, as the registry's token service does on a pull), every target secret is
+    updated, and only then are the keys that this collection created earlier under
+    O(api_key_name) for the service ID deleted, at once or after
+    O(rotation_grace_period). Keys that it did not create are never deleted. A new key
+    that cannot log in is deleted again and no secret changes. If a secret could not be
+    updated, no older key is deleted, and the task fails naming the namespaces whose
+    secrets still hold the old key (RV(namespaces_holding_old_key)).
+  - An existing secret of that name that this collection did not create (no label
+    C(app.kubernetes.io/managed-by=ibmcloud.registry)), for example the C(all-icr-io)
+    that IBM Cloud made in C(default), is left as it is unless O(replace_existing=true).
   - Optionally adds the secret to service accounts (C(imagePullSecrets)), keeping the
     entries already there.
-  - "Reproduces steps 4 to 8 of the seed task \"Creating an image pull secret with
-    different IAM API key credentials\" and, with the service ID and policy modules or
-    the ibmcloud.registry.iam_pull_secret role, C(ibmcloud ks cluster pull-secret apply)."
+  - "Reproduces steps 4 to 8 of \"Creating an image pull secret with different IAM API key
+    credentials\" in the IBM Cloud guide \"Setting up an image registry\" and, with the
+    service ID and policy modules or the ibmcloud.registry.iam_pull_secret role,
+    C(ibmcloud ks cluster pull-secret apply)."
 author:
   - ibmcloud.registry maintainers (@ibmcloud-registry)
 options:
@@ -57,9 +64,27 @@ options:
     type: str
   rotate:
     description:
-      - Create a new key even if the secrets hold a valid one, update every secret, then
-        delete the older keys this collection created under O(api_key_name). Always a
-        change; use it on a schedule or with a condition.
+      - Create a new key even if the secrets hold a valid one, log in with it, update every
+        secret, then delete the older keys this collection created under O(api_key_name).
+        Always a change; use it on a schedule or with a condition.
+    type: bool
+    default: false
+  rotation_grace_period:
+    description:
+      - Seconds the older keys stay valid after a rotation, for pods and nodes that still
+        pull with a copy of the old secret. V(0) deletes them as soon as every secret holds
+        the new key.
+      - A rotation with a grace period writes the time into the older keys' description
+        (C([retired by rotation; delete after <UTC time>])); any later run of this task
+        deletes them once that time has passed, whatever its own O(rotate).
+    type: int
+    default: 0
+  replace_existing:
+    description:
+      - Replace an existing secret of that name that this collection did not create, for
+        example the C(all-icr-io) in C(default) that IBM Cloud made. By default such a
+        secret is left as it is (reported V(unchanged) with C(kept=true), and a warning).
+      - Secrets this collection created are always updated.
     type: bool
     default: false
   name:
@@ -143,7 +168,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-# Seed, "Creating an image pull secret with different IAM API key credentials":
+# "Creating an image pull secret with different IAM API key credentials":
 # service ID (step 2), policy (step 3), then key and secret in one step (steps 4-8).
 - name: Service ID for cluster mycluster, namespace payments
   ibmcloud.registry.iam_service_id:
@@ -166,20 +191,22 @@ EXAMPLES = r"""
     namespaces: [payments]
     service_accounts: [default]
 
-# Seed, "Updating existing clusters to use the API key image pull secret"
+# "Updating existing clusters to use the API key image pull secret"
 # (ibmcloud ks cluster pull-secret apply): the role does all of it in one include.
-- name: all-icr-io in default with the cluster's service ID key
+- name: all-icr-io in default with the cluster's service ID key, replacing the one IBM Cloud made
   ibmcloud.registry.iam_pull_secret:
     service_id: cluster-c0a1b2c3d4e5f6g7h8i9
     name: all-icr-io
     namespaces: [default]
     service_accounts: [default]
+    replace_existing: true
 
 - name: Rotate the key of every namespace that holds it, first thing each month
   ibmcloud.registry.iam_pull_secret:
     service_id: cluster-c0a1b2c3d4e5f6g7h8i9
     all_namespaces: true
     rotate: "{{ ansible_date_time.day == '01' }}"
+    rotation_grace_period: 3600   # old keys deleted by the first run an hour later
 
 - name: Remove the secrets and the keys this collection made for them
   ibmcloud.registry.iam_pull_secret:
@@ -208,17 +235,30 @@ account_id:
 api_key:
   description:
     - The key the secrets hold - C(id), C(name), C(created_at), C(managed) (created by this
-      collection), C(action) (reused, created, rotated, or discarded when no secret could take
-      it) and C(fingerprint) (C(sha256:) of the value). Never the value.
+      collection), C(action) (V(unchanged) when reused, V(created), or V(deleted) when no
+      secret could take it), C(rotated) (true when this run rotated) and C(fingerprint)
+      (C(sha256:) of the value). Never the value.
   returned: when state is present
   type: dict
   sample: {id: ApiKey-2b9d..., name: mycluster-payments-key, created_at: "2026-01-02T03:04+0000", managed: true,
-           action: reused, fingerprint: "sha256:9f86d0..."}
+           action: unchanged, rotated: false, fingerprint: "sha256:9f86d0..."}
 deleted_api_keys:
-  description: Keys deleted by a rotation or by O(state=absent) (id, name, created_at, managed).
+  description: Keys deleted by a rotation, after a grace period or by O(state=absent) (id, name, created_at, managed).
   returned: always
   type: list
   elements: dict
+retired_api_keys:
+  description: Older keys kept for O(rotation_grace_period), each with C(delete_after) (UTC).
+  returned: when state is present
+  type: list
+  elements: dict
+namespaces_holding_old_key:
+  description:
+    - Namespaces whose secret still holds an older key of this collection because it could
+      not be updated (or was left as it is); their key is not deleted.
+  returned: when state is present
+  type: list
+  elements: str
 servers:
   description: Registry servers the secret holds credentials for.
   returned: when state is present
@@ -278,6 +318,8 @@ def argument_spec():
         api_key_name=dict(type="str"),
         api_key_description=dict(type="str", no_log=False),
         rotate=dict(type="bool", default=False),
+        rotation_grace_period=dict(type="int", default=0),
+        replace_existing=dict(type="bool", default=False),
         name=dict(type="str", default=DEFAULT_SECRET_NAME),
         regions=dict(type="list", elements="str", default=["all"]),
         endpoints=dict(type="list", elements="str", choices=list(ICR_ENDPOINTS), default=list(ICR_ENDPOINTS)),

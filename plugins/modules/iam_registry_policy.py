@@ -22,9 +22,9 @@ description:
   - With O(exclusive), every other Container Registry policy of the service ID is
     deleted, which is what C(ibmcloud ks cluster pull-secret apply) does to customised
     policies.
-  - "This is step 3 of the seed task \"Creating an image pull secret with different IAM
-    API key credentials\" (C(ibmcloud iam service-policy-create --service-name
-    container-registry))."
+  - "This is step 3 of \"Creating an image pull secret with different IAM API key
+    credentials\" in the IBM Cloud guide \"Setting up an image registry\"
+    (C(ibmcloud iam service-policy-create --service-name container-registry))."
 author:
   - ibmcloud.registry maintainers (@ibmcloud-registry)
 options:
@@ -97,7 +97,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Reader on Container Registry, us-south only, registry namespace payments (seed, step 3)
+- name: Reader on Container Registry, us-south only, registry namespace payments (guide step 3)
   ibmcloud.registry.iam_registry_policy:
     service_id: mycluster-payments-id
     roles: [Reader]
@@ -150,6 +150,11 @@ policies:
       type: bool
       returned: for such policies
   sample: [{id: 0b1c..., action: created, roles: [Reader], region: us-south, namespace: payments}]
+counts:
+  description: Number of policies per action.
+  returned: always
+  type: dict
+  sample: {created: 1, updated: 0, unchanged: 0, deleted: 0, absent: 0, failed: 0}
 service_id:
   description: The service ID (id, iam_id, name, description, crn, account_id).
   returned: when it exists

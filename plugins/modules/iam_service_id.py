@@ -19,8 +19,9 @@ description:
     a message that lists their IDs; set O(id) to choose one.
   - O(state=absent) deletes the service ID, and with it (IAM does this) its API keys
     and access policies. The deleted keys are listed by name and ID in the result.
-  - "This is the first step of the seed task \"Creating an image pull secret with
-    different IAM API key credentials\" (C(ibmcloud iam service-id-create))."
+  - "This is step 2 of \"Creating an image pull secret with different IAM API key
+    credentials\" in the IBM Cloud guide \"Setting up an image registry\"
+    (C(ibmcloud iam service-id-create))."
 author:
   - ibmcloud.registry maintainers (@ibmcloud-registry)
 options:
@@ -60,7 +61,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Service ID for a cluster namespace (seed, "different IAM API key credentials", step 2)
+- name: Service ID for a cluster namespace ("different IAM API key credentials", step 2)
   ibmcloud.registry.iam_service_id:
     name: mycluster-payments-id
     description: Service ID for IBM Cloud Container Registry in Kubernetes cluster mycluster namespace payments
@@ -84,11 +85,22 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-outcome:
+action:
   description: What happened (or, in check mode, would happen) - created, updated, unchanged, deleted or absent.
   returned: always
   type: str
   sample: created
+results:
+  description: The one item, as the many-namespace modules report them - C(name), C(id), C(action).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{namespace: null, name: mycluster-payments-id, id: ServiceId-1f0c..., action: created}]
+counts:
+  description: Number of items per action.
+  returned: always
+  type: dict
+  sample: {created: 1, updated: 0, unchanged: 0, deleted: 0, absent: 0, failed: 0}
 service_id:
   description: The service ID; C(id), C(iam_id) and C(crn) are null when check mode would create it.
   returned: when it exists or would be created

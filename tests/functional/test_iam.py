@@ -49,18 +49,14 @@ PRIVATE_CLUSTER_DIR = os.path.join(REPO, ".cluster-iam")
 
 @pytest.fixture(scope="module")
 def standin():
-    server = iam_server.IamStandIn().start()
-    yield server
-    server.stop()
+    with iam_server.IamStandIn() as server:
+        yield server
 
 
 @pytest.fixture
 def canary(standin):
     """A fresh stand-in whose one known admin key is a canary value."""
-    standin.reset()
-    key = "CANARY-ibmcloud-" + secrets.token_urlsafe(24)
-    standin.add_admin_key(key)
-    return key
+    return standin.fresh_admin_key("CANARY-ibmcloud-")
 
 
 @pytest.fixture
@@ -226,7 +222,7 @@ def test_first_run_creates_everything_and_rerun_is_no_change_with_zero_writes(pl
     second = plays.run(tasks)
     assert second.rc == 0, second.stdout[-3000:]
     assert not any(second[t]["changed"] for t in ("sid", "policy", "key"))
-    assert second["key"]["api_key"]["action"] == "reused" and second["key"]["api_key"]["id"] == key["id"]
+    assert second["key"]["api_key"]["action"] == "unchanged" and second["key"]["api_key"]["id"] == key["id"]
     assert standin.writes(iam_mark) == []
     assert audit.writes(kube_mark, namespace_prefix=unique_ns.prefix) == []
     # A rerun is reads only: one token, lookups, listings - and the key by value, in a header.
@@ -281,7 +277,10 @@ def test_rotation_that_cannot_update_a_secret_keeps_the_old_key(plays, standin, 
     core.delete_namespaced_secret("icr-io", names[1])
     core.create_namespaced_secret(names[1], {"metadata": {"name": "icr-io"}, "type": "Opaque",
                                              "data": {"x": base64.b64encode(b"y").decode()}})
-    rotated = plays.run(seed_tasks("c4", names, rotate=True))
+    # Asked to replace secrets it did not create, the module cannot parse that one.
+    tasks = seed_tasks("c4", names, rotate=True)
+    tasks[2]["ibmcloud.registry.iam_pull_secret"]["replace_existing"] = True
+    rotated = plays.run(tasks)
     assert rotated.rc != 0
     result = rotated["key"]
     assert names[1] in result["msg"] and result["counts"]["failed"] == 1
@@ -374,7 +373,9 @@ def test_duplicate_service_id_names_fail_with_their_ids_and_id_chooses(plays, st
     assert all(sid in result["sid"]["msg"] for sid in ids) and "choose one by its ID" in result["sid"]["msg"]
     chosen = plays.run([{"name": "sid", "ibmcloud.registry.iam_service_id": {
         "name": "twin", "id": ids[1], "description": "d"}}], diff=True)
-    assert chosen.rc == 0 and chosen["sid"]["outcome"] == "updated"
+    assert chosen.rc == 0 and chosen["sid"]["action"] == "updated"
+    assert chosen["sid"]["results"] == [{"namespace": None, "name": "twin", "id": ids[1], "action": "updated"}]
+    assert "outcome" not in chosen["sid"]
     assert chosen["sid"]["diff"] == {"before": {"name": "twin", "description": ""},
                                      "after": {"name": "twin", "description": "d"}}
 
@@ -387,12 +388,12 @@ def test_service_id_absent_removes_it_with_its_keys(plays, standin, unique_ns, c
     assert check["sid"]["changed"] is True and len(standin.snapshot()["service_ids"]) == 1
     gone = plays.run([{"name": "sid", "ibmcloud.registry.iam_service_id": {
         "name": "c6-team-id", "state": "absent"}}])
-    assert gone["sid"]["outcome"] == "deleted"
+    assert gone["sid"]["action"] == "deleted" and gone["sid"]["counts"]["deleted"] == 1
     assert [k["name"] for k in gone["sid"]["api_keys"]] == ["c6-team-key"]
     assert standin.snapshot() == {"service_ids": [], "api_keys": [], "policies": []}
     again = plays.run([{"name": "sid", "ibmcloud.registry.iam_service_id": {
         "name": "c6-team-id", "state": "absent"}}])
-    assert again["sid"]["changed"] is False and again["sid"]["outcome"] == "absent"
+    assert again["sid"]["changed"] is False and again["sid"]["action"] == "absent"
 
 
 def test_a_secret_holding_a_key_iam_does_not_know_gets_a_new_key(plays, standin, unique_ns, core):
@@ -493,13 +494,45 @@ def test_role_cluster_mode_reproduces_cluster_pull_secret_apply(private_cluster,
     core = k8s.CoreV1Api(api_client)
     plays = IamPlays(Runner(private_cluster.kubeconfig, workdir=str(tmp_path)), standin, canary)
     role_vars = {"iam_pull_secret_cluster_name": "prod-east", "iam_pull_secret_cluster_id": "c0a1b2c3d4e5"}
+    # What the cluster had before: the service ID with a registry policy somebody
+    # customised, and an all-icr-io in default that this collection did not create.
+    from ibm_cloud_sdk_core.authenticators import IAMAuthenticator  # pylint: disable=import-outside-toplevel
+    from ibm_platform_services import IamIdentityV1  # pylint: disable=import-outside-toplevel
+
+    identity = IamIdentityV1(authenticator=IAMAuthenticator(canary, url=standin.url))
+    identity.set_service_url(standin.url)
+    sid = identity.create_service_id(account_id=ACCOUNT, name="cluster-c0a1b2c3d4e5",
+                                     description="ID for prod-east").get_result()
+    writer = standin.create_policy_directly({
+        "type": "access", "control": {"grant": {"roles": [{"role_id": ROLE_CRN + "Writer"}]}},
+        "subject": {"attributes": [{"key": "iam_id", "operator": "stringEquals", "value": sid["iam_id"]}]},
+        "resource": {"attributes": [{"key": "accountId", "operator": "stringEquals", "value": ACCOUNT},
+                                    {"key": "serviceName", "operator": "stringEquals", "value": "container-registry"},
+                                    {"key": "region", "operator": "stringEquals", "value": "eu-de"}]}})
+    theirs = {"auths": {"icr.io": {"username": "iamapikey", "password": "theirs-" + secrets.token_hex(8)}}}
+    core.create_namespaced_secret("default", {
+        "metadata": {"name": "all-icr-io"}, "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": base64.b64encode(json.dumps(theirs).encode()).decode()}})
     try:
+        # Defaults only add: the Reader policy, nothing else; all-icr-io stays, no key is made.
         iam_mark, kube_mark = standin.mark(), private_audit.mark()
         check = plays.role(role_vars, check=True)
         assert check.rc == 0, check.stdout[-3000:]
-        assert check.stats["localhost"]["changed"] == 3
+        assert check.stats["localhost"]["changed"] == 1
         assert standin.writes(iam_mark) == [] and private_audit.writes(kube_mark) == []
+        added = plays.role(role_vars)
+        assert added.rc == 0, added.stdout[-3000:]
+        assert [(w["method"], w["path"]) for w in standin.writes(iam_mark)] == [("POST", "/v2/policies")]
+        assert private_audit.writes(kube_mark) == []
+        assert writer in set(p["id"] for p in standin.snapshot()["policies"])
+        assert standin.snapshot()["api_keys"] == []
+        kept = core.read_namespaced_secret("all-icr-io", "default")
+        assert json.loads(base64.b64decode(kept.data[".dockerconfigjson"])) == theirs
+        assert "replace_existing" in added.stdout  # the warning says how to replace it
 
+        # Asked to, the role does what the command does: replaces both.
+        role_vars.update(iam_pull_secret_replace_existing=True, iam_pull_secret_exclusive_policies=True)
+        iam_mark, kube_mark = standin.mark(), private_audit.mark()
         first = plays.role(role_vars, diff=True, verbosity=4, raw=True)
         assert first.rc == 0, first.stdout[-3000:]
         state = standin.snapshot()

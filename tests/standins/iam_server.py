@@ -22,10 +22,12 @@ are rejected. State lives in memory. Test controls live under ``/_standin/`` (an
 methods of :class:`IamStandIn` for in-process use):
 
 * ``POST /_standin/faults`` ``{"method": "POST", "path": "/v1/apikeys", "status": 429,
-  "count": 2, "retry_after": "1"}`` - the next ``count`` matching requests get that
-  status (429 with ``Retry-After``, or a 5xx) before anything else happens.
-* ``GET /_standin/requests`` - the request log (method, path, query parameter names,
-  status; never a header or body, so never a key value).
+  "count": 2, "retry_after": "1", "skip": 0}`` - after ``skip`` matching requests went
+  through, the next ``count`` get that status (429 with ``Retry-After``, a 5xx, or a 400
+  for a token exchange) before anything else happens.
+* ``GET /_standin/requests`` - the request log (time, method, path, query parameter
+  names, status, and for a token exchange the identity that logged in; never a header
+  or body, so never a key value).
 * ``GET /_standin/state`` - service IDs, API keys (a ``sha256`` of each value, never the
   value) and policies.
 * ``POST /_standin/reset`` - forget everything except the admin keys.
@@ -249,6 +251,19 @@ class IamStandIn:
         self.httpd.shutdown()
         self.httpd.server_close()
 
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def fresh_admin_key(self, prefix="CANARY-"):
+        """Forget everything, then know one admin key (a canary value tests look for)."""
+        self.reset()
+        key = prefix + secrets.token_urlsafe(24)
+        self.add_admin_key(key)
+        return key
+
     # test helpers
     def add_admin_key(self, apikey, account_id=DEFAULT_ACCOUNT, iam_id="IBMid-standin-admin"):
         with self.state.lock:
@@ -257,10 +272,11 @@ class IamStandIn:
     def reset(self):
         self.state.reset()
 
-    def inject_fault(self, method, path, status, count=1, retry_after=None):
+    def inject_fault(self, method, path, status, count=1, retry_after=None, skip=0):
+        """The next ``count`` matching requests fail, after ``skip`` of them went through."""
         with self.state.lock:
             self.state.faults.append({"method": method.upper(), "path": path, "status": int(status),
-                                      "count": int(count), "retry_after": retry_after})
+                                      "count": int(count), "retry_after": retry_after, "skip": int(skip)})
 
     def requests(self):
         with self.state.lock:
@@ -753,6 +769,8 @@ def h_token(request, state, base_url):
               "iss": "local-iam-standin", "grant_type": GRANT_TYPE_APIKEY, "scope": "ibm openid"}
     token = make_token(claims)
     state.tokens[token] = dict(caller, exp=now + TOKEN_TTL)
+    # Who logged in (an identity, never a key), for tests of when a key was first used.
+    state.log[-1]["iam_id"] = caller["iam_id"]
     return 200, {"access_token": token, "refresh_token": "not_supported", "ims_user_id": 0,
                  "token_type": "Bearer", "expires_in": TOKEN_TTL, "expiration": now + TOKEN_TTL,
                  "scope": "ibm openid"}
@@ -809,13 +827,16 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.state
         with state.lock:
             state.seq += 1
-            entry = {"seq": state.seq, "method": self.command, "path": path, "query": sorted(query),
-                     "status": None, "transaction_id": tid,
+            entry = {"seq": state.seq, "time": time.time(), "method": self.command, "path": path,
+                     "query": sorted(query), "status": None, "transaction_id": tid,
                      "write": self.command in WRITE_METHODS and path != "/identity/token"}
             state.log.append(entry)
             try:
                 for fault in state.faults:
                     if fault["count"] > 0 and fault["method"] == self.command and path.startswith(fault["path"]):
+                        if fault.get("skip", 0) > 0:
+                            fault["skip"] -= 1
+                            continue
                         fault["count"] -= 1
                         extra = {"Retry-After": str(fault["retry_after"])} if fault.get("retry_after") else {}
                         raise HttpError(fault["status"], "injected_fault",
@@ -868,7 +889,8 @@ class _Handler(BaseHTTPRequestHandler):
                 state.faults.append({"method": document.get("method", "GET").upper(),
                                      "path": document["path"], "status": int(document["status"]),
                                      "count": int(document.get("count", 1)),
-                                     "retry_after": document.get("retry_after")})
+                                     "retry_after": document.get("retry_after"),
+                                     "skip": int(document.get("skip", 0))})
                 return self._send(200, {"faults": state.faults})
             if path == "/_standin/requests" and self.command == "GET":
                 return self._send(200, {"requests": state.log})

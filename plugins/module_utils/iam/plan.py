@@ -5,7 +5,9 @@
 
 No request is made here. Inputs are the plain dicts the IAM API returns (as the IBM
 Cloud SDK's ``get_result()`` gives them); outputs are plans that
-:mod:`iam_runners` carries out. Nothing here puts an API key value into a result,
+``runners`` and ``pull_secret_runner`` carry out. Plans speak the result vocabulary
+of every module (created, updated, unchanged, deleted, absent, failed), so what a plan
+says is what a result says. Nothing here puts an API key value into a result,
 a diff or a message.
 """
 
@@ -13,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
 import hashlib
 import re
 
@@ -246,11 +249,11 @@ def plan_policies(existing, account_id, iam_id, roles, scopes, state="present", 
 
     ``existing``: the subject's policies (any service; others are ignored).
     present: per desired scope, an equivalent policy (same scope, same role set) is
-    ``unchanged``; a plain policy of that scope with other roles is ``replace``d;
-    otherwise ``create``. With ``exclusive``, every other registry policy of the
-    subject is ``delete``d. absent: the plain policies of the given scopes (every
-    registry policy of the subject when no scope is given or with ``exclusive``)
-    are deleted.
+    ``unchanged``; a plain policy of that scope with other roles is ``updated`` (replaced
+    in place); otherwise ``created``. With ``exclusive``, every other registry policy of
+    the subject is ``deleted``. absent: the plain policies of the given scopes (every
+    registry policy of the subject when no scope is given or with ``exclusive``) are
+    ``deleted``.
 
     Each step: {"action", "scope", "roles", "policy" (existing or None)}.
     """
@@ -261,7 +264,7 @@ def plan_policies(existing, account_id, iam_id, roles, scopes, state="present", 
         for policy in registry:
             scope = policy_scope(policy, account_id)
             if everything or (scope is not None and scope in scopes):
-                steps.append({"action": "delete", "scope": scope, "roles": policy_roles(policy),
+                steps.append({"action": "deleted", "scope": scope, "roles": policy_roles(policy),
                               "policy": policy})
         return steps
 
@@ -274,19 +277,19 @@ def plan_policies(existing, account_id, iam_id, roles, scopes, state="present", 
             steps.append({"action": "unchanged", "scope": scope, "roles": wanted_roles, "policy": exact[0]})
         elif same_scope:
             used.add(same_scope[0].get("id"))
-            steps.append({"action": "replace", "scope": scope, "roles": wanted_roles, "policy": same_scope[0]})
+            steps.append({"action": "updated", "scope": scope, "roles": wanted_roles, "policy": same_scope[0]})
         else:
-            steps.append({"action": "create", "scope": scope, "roles": wanted_roles, "policy": None})
+            steps.append({"action": "created", "scope": scope, "roles": wanted_roles, "policy": None})
     if exclusive:
         for policy in registry:
             if policy.get("id") not in used:
-                steps.append({"action": "delete", "scope": policy_scope(policy, account_id),
+                steps.append({"action": "deleted", "scope": policy_scope(policy, account_id),
                               "roles": policy_roles(policy), "policy": policy})
     return steps
 
 
 def step_summary(step, action=None, policy_id=None):
-    """Result entry for a step; ``action`` is the past tense once done."""
+    """Result entry for a step; ``action`` is what happened when it differs from the plan."""
     policy = step.get("policy") or {}
     pid = policy_id or policy.get("id")
     roles = step["roles"]
@@ -306,7 +309,7 @@ def policies_diff(steps):
             entry["roles"] = policy_roles(policy)
             entry.pop("action", None)
             before.append(entry)
-        if step["action"] != "delete":
+        if step["action"] != "deleted":
             entry = step_summary(step)
             entry.pop("action", None)
             after.append(entry)
@@ -390,3 +393,55 @@ def choose_key(candidates, iam_id):
         return None
     return max(usable, key=lambda index: (candidates[index][0].get("created_at") or "",
                                           len(candidates[index][1]), -index))
+
+
+# --- rotation: which older keys go, and when ------------------------------------------------
+
+# Written into an older key's description by a rotation with a grace period; a later run
+# of the same task deletes the key once the time has passed.
+_RETIRED = re.compile(r"\s*\[retired by rotation; delete after (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\]")
+_STAMP = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def utc_stamp(moment):
+    return moment.strftime(_STAMP)
+
+
+def retired_description(description, delete_after):
+    """``description`` with the retirement mark for ``delete_after`` (a UTC datetime)."""
+    base = _RETIRED.sub("", description or "").strip()
+    return ("%s [retired by rotation; delete after %s]" % (base, utc_stamp(delete_after))).strip()
+
+
+def retired_until(key):
+    """When a retired key may be deleted (UTC datetime), or None for a key not retired."""
+    match = _RETIRED.search(key.get("description") or "")
+    if not match:
+        return None
+    return datetime.datetime.strptime(match.group(1), _STAMP).replace(tzinfo=datetime.timezone.utc)
+
+
+def plan_old_keys(keys, name, keep_ids, now, rotating, grace_seconds=0, blocked=False):
+    """What happens to this collection's older keys for ``name``: {"delete", "retire", "wait"}.
+
+    ``keep_ids``: the key the secrets now hold and any key a secret still holds; never
+    touched. A rotation deletes the other keys, or with ``grace_seconds`` marks them for
+    deletion (``retire``). ``blocked``: a secret could not take the new key, so nothing is
+    deleted; a rotation still marks the older keys, so that the run that finally updates
+    every secret deletes them. Every run deletes the retired keys whose time has passed and
+    leaves the others (``wait``). Outside a rotation a key that is not retired is left alone.
+    """
+    plan = {"delete": [], "retire": [], "wait": []}
+    for key in keys_to_delete(keys, name, keep_ids):
+        until = retired_until(key)
+        if until is not None:
+            plan["delete" if until <= now and not blocked else "wait"].append(key)
+        elif rotating:
+            plan["retire" if grace_seconds > 0 or blocked else "delete"].append(key)
+    return plan
+
+
+def grace_period_error(seconds):
+    if seconds is not None and not 0 <= seconds <= 90 * 86400:
+        return "rotation_grace_period must be between 0 and 7776000 seconds (90 days), got %s" % seconds
+    return None

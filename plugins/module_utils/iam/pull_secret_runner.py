@@ -58,10 +58,8 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client impo
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.runners import (
     common_errors,
-    fail_on_errors,
-)
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.service_accounts import (
     ensure_secret_and_links,
+    fail_on_errors,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import (
     find_named,
@@ -265,10 +263,17 @@ class _PullSecretRun:
         key_before = None
         value, key, action = None, None, "created"
         rotating = self.service is not None and params["rotate"]
+        kept = self.kept_namespaces()
+        targets = [ns for ns in self.namespaces if ns not in kept]
+        if kept:
+            self.module.warn("left %s in %s as it is: this collection did not create it; set replace_existing "
+                             "to replace it" % (params["name"], ", ".join(kept)))
         if self.service is not None and not rotating:
             value, details = self.reusable_key()
             if value is not None:
                 key, action, key_before = details, "unchanged", key_summary(details)
+        if value is None and not targets:
+            return self.nothing_to_write(kept)
         if value is None:
             if self.service is None:
                 if not self.check:
@@ -288,12 +293,8 @@ class _PullSecretRun:
         domains = icr_domains(params["regions"], params["endpoints"])
         desired = build_dockerconfig(domains, IAM_API_KEY_USERNAME, value, params.get("email"))
         minted = key if action == "created" and not self.check else None
-        kept = self.kept_namespaces()
-        items, secret_diff, link_items, link_diff = self.write_secrets(
-            [ns for ns in self.namespaces if ns not in kept], desired, "present", minted)
+        items, secret_diff, link_items, link_diff = self.write_secrets(targets, desired, "present", minted)
         if kept:
-            self.module.warn("left %s in %s as it is: this collection did not create it; set replace_existing "
-                             "to replace it" % (params["name"], ", ".join(kept)))
             items = sorted(items + [results.item(ns, params["name"], "unchanged", kept=True) for ns in kept],
                            key=lambda entry: self.namespaces.index(entry["namespace"]))
 
@@ -321,6 +322,17 @@ class _PullSecretRun:
         if retired:
             diff_after["api_keys_retired"] = [dict(_key_names(k), delete_after=k["delete_after"]) for k in retired]
         self.finish(items, link_items, link_diff, diff_before, diff_after)
+
+    def nothing_to_write(self, kept):
+        """Every target secret is one this collection leaves alone: no key is created for
+        them, only retired keys whose time has passed are deleted."""
+        deleted, retired, still_old = [], [], []
+        if self.service is not None:
+            deleted, retired, still_old = self.old_keys({"id": None}, None, False, [], kept)
+        items = [results.item(ns, self.params["name"], "unchanged", kept=True) for ns in kept]
+        self.extra.update(api_key=None, deleted_api_keys=deleted, retired_api_keys=retired,
+                          namespaces_holding_old_key=still_old, servers=[])
+        self.finish(items, [], None, {"api_key": None, "secrets": []}, {"api_key": None, "secrets": []})
 
     def old_keys(self, key, value, rotating, failed, kept):
         """Delete (or retire) this collection's older keys once no target secret holds them.

@@ -33,17 +33,13 @@ ACCOUNT = iam_server.DEFAULT_ACCOUNT
 
 @pytest.fixture(scope="module")
 def standin():
-    server = iam_server.IamStandIn().start()
-    yield server
-    server.stop()
+    with iam_server.IamStandIn() as server:
+        yield server
 
 
 @pytest.fixture
 def admin_key(standin):
-    standin.reset()
-    key = "CANARY-" + secrets.token_urlsafe(24)
-    standin.add_admin_key(key)
-    return key
+    return standin.fresh_admin_key()
 
 
 @pytest.fixture
@@ -179,6 +175,35 @@ def test_key_details_by_value(standin, client):
     assert client.key_details("not-a-key-" + secrets.token_hex(8)) is None
     log = [r for r in standin.requests() if r["path"] == "/v1/apikeys/details"]
     assert log and all(r["query"] == [] for r in log)  # the value travels in a header
+
+
+def test_verify_api_key_logs_in_with_that_key_and_reads_its_claims(standin, client):
+    sid = client.result("create_service_id", account_id=ACCOUNT, name="verify")
+    created = client.result("create_api_key", name="k", iam_id=sid["iam_id"], account_id=ACCOUNT)
+    mark = standin.mark()
+    claims = client.verify_api_key(created["apikey"])
+    assert claims["iam_id"] == sid["iam_id"] and claims["account"]["bss"] == ACCOUNT
+    # One token exchange of its own: the client's cached admin token is not what is checked.
+    assert [(r["method"], r["path"], r["status"]) for r in standin.requests() if r["seq"] > mark] == [
+        ("POST", "/identity/token", 200)]
+
+
+def test_verify_api_key_of_a_deleted_key_fails_without_showing_it(standin, client):
+    sid = client.result("create_service_id", account_id=ACCOUNT, name="verify-gone")
+    created = client.result("create_api_key", name="k", iam_id=sid["iam_id"], account_id=ACCOUNT)
+    client.call("delete_api_key", id=created["id"])
+    with pytest.raises(iam.IamError) as raised:
+        client.verify_api_key(created["apikey"])
+    message = str(raised.value)
+    assert message.startswith("the new API key could not log in") and "status 400" in message
+    assert created["apikey"] not in message and "check ibmcloud_api_key" not in message
+
+
+def test_token_claims_are_read_with_pyjwt_and_junk_is_no_claims():
+    token = iam_server.make_token({"account": {"bss": ACCOUNT}, "iam_id": "iam-x"})
+    assert iam.token_claims(token) == {"account": {"bss": ACCOUNT}, "iam_id": "iam-x"}
+    for junk in ("", "not-a-jwt", "a.b.c", None):
+        assert iam.token_claims(junk) == {}
 
 
 # --- the stand-in is strict where IAM is ---------------------------------------------------

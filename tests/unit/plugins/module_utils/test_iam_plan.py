@@ -8,6 +8,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
+
 import pytest
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils.iam import plan as ip
@@ -115,7 +117,7 @@ def test_same_scope_other_roles_is_replaced_other_scopes_left_alone_without_excl
     existing = [policy("p1", roles=("Manager",)), policy("p2", region="eu-de"),
                 policy("other-subject", iam_id="iam-ServiceId-x")]
     steps = ip.plan_policies(existing, ACCOUNT, IAM_ID, ["Reader"], [(None, None)])
-    assert [(s["action"], (s["policy"] or {}).get("id")) for s in steps] == [("replace", "p1")]
+    assert [(s["action"], (s["policy"] or {}).get("id")) for s in steps] == [("updated", "p1")]
 
 
 def test_exclusive_deletes_every_other_registry_policy_of_the_subject_only():
@@ -126,14 +128,14 @@ def test_exclusive_deletes_every_other_registry_policy_of_the_subject_only():
                 policy("other-subject", iam_id="iam-ServiceId-x")]
     steps = ip.plan_policies(existing, ACCOUNT, IAM_ID, ["Reader"], [(None, None)], exclusive=True)
     assert [(s["action"], (s["policy"] or {}).get("id")) for s in steps] == [
-        ("unchanged", "p1"), ("delete", "p2"), ("delete", "p3")]
+        ("unchanged", "p1"), ("deleted", "p2"), ("deleted", "p3")]
 
 
 def test_one_policy_per_region_and_namespace_pair():
     scopes = ip.desired_scopes(["us-south", "eu-de"], ["a-ns", "b-ns"])
     assert scopes == [("us-south", "a-ns"), ("us-south", "b-ns"), ("eu-de", "a-ns"), ("eu-de", "b-ns")]
     steps = ip.plan_policies([policy("p", region="eu-de", namespace="b-ns")], ACCOUNT, IAM_ID, ["Reader"], scopes)
-    assert [s["action"] for s in steps] == ["create", "create", "create", "unchanged"]
+    assert [s["action"] for s in steps] == ["created", "created", "created", "unchanged"]
     assert ip.desired_scopes([], []) == [(None, None)]
 
 
@@ -147,7 +149,7 @@ def test_absent_deletes_given_scopes_or_everything():
 
 def test_no_existing_subject_in_check_mode_plans_creates():
     steps = ip.plan_policies([], ACCOUNT, None, ["Reader"], [("us-south", None)])
-    assert [s["action"] for s in steps] == ["create"]
+    assert [s["action"] for s in steps] == ["created"]
     assert ip.step_summary(steps[0], "created") == {
         "id": None, "roles": ["Reader"], "region": "us-south", "namespace": "all", "action": "created"}
 
@@ -207,3 +209,63 @@ def test_choose_key_reuses_only_known_enabled_keys_of_the_service_id():
     assert ip.choose_key([(mine_old, ["a", "b"]), (mine_new, ["c"]), (foreign, ["d"]), (disabled, ["e"])],
                          IAM_ID) == 1
     assert ip.choose_key([(disabled, ["a"])], IAM_ID) is None
+
+
+# --- rotation: which older keys go, and when ------------------------------------------------
+
+NOW = datetime.datetime(2026, 12, 2, 5, 0, 0, tzinfo=datetime.timezone.utc)
+
+
+def our_key(kid, description=""):
+    return {"id": kid, "name": "c-key", "description": ip.key_description(description)}
+
+
+def test_retired_description_round_trips_and_replaces_an_earlier_mark():
+    later = NOW + datetime.timedelta(hours=1)
+    text = ip.retired_description(ip.key_description("for ns a"), NOW)
+    assert text.endswith("[retired by rotation; delete after 2026-12-02T05:00:00Z]")
+    again = ip.retired_description(text, later)
+    assert again.count("retired by rotation") == 1 and ip.retired_until({"description": again}) == later
+    assert ip.MANAGED_MARKER in again
+    assert ip.retired_until({"description": ip.key_description("x")}) is None
+
+
+def test_rotation_deletes_older_keys_at_once_without_grace():
+    keys = [our_key("new"), our_key("old"), {"id": "foreign", "name": "c-key", "description": "by hand"}]
+    plan = ip.plan_old_keys(keys, "c-key", ["new"], NOW, rotating=True)
+    assert [k["id"] for k in plan["delete"]] == ["old"] and plan["retire"] == [] and plan["wait"] == []
+
+
+def test_rotation_with_grace_retires_and_a_later_run_deletes_after_the_time():
+    keys = [our_key("new"), our_key("old")]
+    plan = ip.plan_old_keys(keys, "c-key", ["new"], NOW, rotating=True, grace_seconds=60)
+    assert [k["id"] for k in plan["retire"]] == ["old"] and plan["delete"] == []
+    retired = [our_key("new"), dict(our_key("old"), description=ip.retired_description(
+        our_key("old")["description"], NOW + datetime.timedelta(seconds=60)))]
+    soon = ip.plan_old_keys(retired, "c-key", ["new"], NOW, rotating=False)
+    assert [k["id"] for k in soon["wait"]] == ["old"] and soon["delete"] == []
+    late = ip.plan_old_keys(retired, "c-key", ["new"], NOW + datetime.timedelta(seconds=61), rotating=False)
+    assert [k["id"] for k in late["delete"]] == ["old"]
+
+
+def test_outside_rotation_no_older_key_is_touched_and_a_held_key_is_kept():
+    keys = [our_key("new"), our_key("old")]
+    assert ip.plan_old_keys(keys, "c-key", ["new"], NOW, rotating=False) == {"delete": [], "retire": [], "wait": []}
+    # A key a secret still holds is kept even in a rotation.
+    assert ip.plan_old_keys(keys, "c-key", ["new", "old"], NOW, rotating=True)["delete"] == []
+
+
+def test_blocked_rotation_deletes_nothing_but_marks_the_older_keys_for_the_run_that_finishes():
+    keys = [our_key("new"), our_key("old")]
+    plan = ip.plan_old_keys(keys, "c-key", ["new"], NOW, rotating=True, blocked=True)
+    assert plan["delete"] == [] and [k["id"] for k in plan["retire"]] == ["old"]
+    retired = [our_key("new"), dict(our_key("old"), description=ip.retired_description(ip.key_description(""), NOW))]
+    assert [k["id"] for k in ip.plan_old_keys(retired, "c-key", ["new"], NOW, rotating=False,
+                                              blocked=True)["wait"]] == ["old"]
+    assert [k["id"] for k in ip.plan_old_keys(retired, "c-key", ["new"], NOW, rotating=False)["delete"]] == ["old"]
+
+
+def test_grace_period_bounds():
+    assert ip.grace_period_error(0) is None and ip.grace_period_error(86400) is None
+    assert "rotation_grace_period" in ip.grace_period_error(-1)
+    assert "rotation_grace_period" in ip.grace_period_error(91 * 86400)
