@@ -164,9 +164,15 @@ def test_sa_pull_secret_keeps_foreign_entries_in_order(runner, audit, unique_ns,
         "imagePullSecrets": [{"name": "builder-dockercfg-abc"}, {"name": "zz"}],
         "secrets": [{"name": "builder-token-x"}, {"name": "builder-dockercfg-abc"}]})
     task = {"ibmcloud.registry.sa_pull_secret": {
-        "service_accounts": ["builder"], "secrets": ["icr-writer"], "for": ["pull", "mount"],
+        "service_accounts": ["builder"], "secrets": ["icr-writer"], "link_for": ["pull", "mount"],
         "namespaces": [name], "missing_secret": "ignore"}}
     converge(runner, audit, unique_ns.prefix, task)
+    # The option's first name still works, with a deprecation warning.
+    args = dict(task["ibmcloud.registry.sa_pull_secret"])
+    args["for"] = args.pop("link_for")
+    old_name = runner.run([{"name": "t", "ibmcloud.registry.sa_pull_secret": args}])
+    assert old_name.rc == 0 and old_name["t"]["changed"] is False
+    assert any("for" in d["msg"] and "2.0.0" in d.get("version", "") for d in old_name["t"].get("deprecations", []))
     builder = core.read_namespaced_service_account("builder", name)
     assert [r.name for r in builder.image_pull_secrets] == ["builder-dockercfg-abc", "zz", "icr-writer"]
     # The token controller adds its own builder-token-*: it must survive too.
@@ -197,15 +203,26 @@ def test_new_namespace_default_sa_is_waited_for(runner, unique_ns, core):
     assert pull_refs(core, name) == ["all-icr-io"]
 
 
-def test_missing_namespace_fails_after_bounded_wait(runner, unique_ns, core):
-    ok = unique_ns("ok")
+def test_missing_namespace_is_refused_before_any_write_or_skipped(runner, audit, unique_ns, core):
+    ok, ghost = unique_ns("ok"), unique_ns.prefix + "ghost"
     wait_for_sa(core, ok)
-    result = runner.run([{"name": "t", "ibmcloud.registry.sa_pull_secret": {
-        "secrets": ["x"], "namespaces": [ok, unique_ns.prefix + "ghost"], "missing_secret": "ignore",
-        "service_account_timeout": 2}}])
-    assert result.rc != 0
-    assert "ghost" in result["t"]["msg"] and "1 of 2" in result["t"]["msg"]
+    tasks = {
+        "ibmcloud.registry.sa_pull_secret": {"secrets": ["x"], "missing_secret": "ignore"},
+        "ibmcloud.registry.icr_pull_secret": {"name": "ghostly", "entitlement_key": CANARY_KEY},
+    }
+    for module, args in tasks.items():
+        args = dict(args, namespaces=[ok, ghost])
+        mark = audit.mark()
+        refused = runner.run([{"name": "t", module: args}])
+        assert refused.rc != 0
+        assert refused["t"]["msg"].startswith("namespaces: %s does not exist;" % ghost), refused["t"]["msg"]
+        assert audit.writes(mark, namespace_prefix=unique_ns.prefix) == []
+        skipped = runner.run([{"name": "t", module: dict(args, missing_namespaces="skip")}])
+        assert skipped.rc == 0, skipped.stdout
+        assert [r["namespace"] for r in skipped["t"]["results"]] == [ok]
+        assert "namespaces: %s does not exist; skipped (missing_namespaces=skip)" % ghost in skipped["t"]["warnings"]
     assert pull_refs(core, ok) == ["x"]
+    assert dockerconfig(core, ok, "ghostly")["auths"].keys() == {"cp.icr.io"}
 
 
 def test_concurrent_writer_loses_nothing(cluster, unique_ns, core, kube_fixture_client):
