@@ -478,15 +478,17 @@ def wait_pull_refused(core, namespace, name="app"):
 
 
 class ConnectTrace:
-    """strace -f attached to the node's containerd: every connect() while it runs."""
+    """strace -f attached to the node's containerd and kubelet: every connect() while it runs."""
 
     def __init__(self, cluster, path):
-        pid = cluster.pids["containerd"]
-        with open("/proc/%d/comm" % pid, encoding="ascii") as comm:
-            assert comm.read().strip() == "containerd"
+        argv = ["strace", "-f", "-qq", "-e", "trace=connect", "-o", path]
+        for name in ("containerd", "kubelet"):
+            pid = cluster.pids[name]
+            with open("/proc/%d/comm" % pid, encoding="ascii") as comm:
+                assert comm.read().strip() == name
+            argv += ["-p", str(pid)]
         self.path = path
-        self.proc = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=connect", "-o", path, "-p", str(pid)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(1.0)  # attached to every thread
 
     def stop(self):

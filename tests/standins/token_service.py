@@ -152,8 +152,8 @@ def _describe(policies: list) -> str:
     parts = []
     for policy in policies:
         values = {a.get("key"): a.get("value") for a in (policy.get("resource") or {}).get("attributes") or []}
-        parts.append("%s (region %s, namespace %s)" % ("/".join(sorted(policy_roles(policy))) or "no role",
-                                                      values.get("region", "any"), values.get("resource", "any")))
+        roles = "/".join(sorted(policy_roles(policy))) or "no role"
+        parts.append("%s (region %s, namespace %s)" % (roles, values.get("region", "any"), values.get("resource", "any")))
     return "; ".join(parts[:5]) or "none"
 
 
