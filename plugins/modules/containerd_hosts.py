@@ -186,9 +186,9 @@ options:
       - The key is C(plugins.cri.registry.config_path) for config version 1,
         C(plugins."io.containerd.grpc.v1.cri".registry.config_path) for version 2
         (containerd 1.6 and 1.7; containerd 2.x migrates it when it reads the file) and
-        C(plugins."io.containerd.cri.v1.images".registry.config_path) for version 3
-        (containerd 2.x). A version 3 file that sets the version 2 key gets a warning:
-        containerd 2.x does not read it there.
+        C(plugins."io.containerd.cri.v1.images".registry.config_path) for versions 3 and 4
+        (containerd 2.x; 2.4 writes version 4 and migrates 3 to it). A version 3 or 4 file
+        that sets the version 2 key gets a warning: containerd 2.x does not read it there.
       - A legacy C(registry.mirrors) table gives a warning; V(set) fails then, because
         containerd refuses C(config_path) together with C(mirrors).
     type: str
@@ -280,10 +280,10 @@ action:
   returned: when O(registry) is set
   type: str
   sample: updated
-results:
+registries:
   description:
-    - One entry per registry directory this call handled - O(registry) and each
-      directory removed by O(prune_except) (V(deleted)).
+    - The per-item results, one entry per registry directory this call handled -
+      O(registry) and each directory removed by O(prune_except) (V(deleted)).
   returned: always
   type: list
   elements: dict
@@ -330,7 +330,7 @@ containerd_config:
       description: Whether it exists.
       type: bool
     version:
-      description: Its config version (1, 2 or 3).
+      description: Its config version (1 to 4).
       type: int
     key:
       description: The key that holds the registry config_path for that version.

@@ -9,8 +9,9 @@ must fail once the files are gone. Every file is parsed back with tomllib, becau
 containerd ignores a malformed file without a word.
 
 The cluster-mode test renders the same content into a ConfigMap and DaemonSet on the local
-control plane, then runs the DaemonSet's own init container command (there are no nodes)
-against the ConfigMap's data and pulls through the result.
+control plane, then runs the DaemonSet's own init container command (the role's script
+template; this control plane has no node) against the ConfigMap's data and pulls through
+the result. test_containerd_node.py runs the DaemonSet on a real node.
 """
 
 from __future__ import annotations
@@ -262,10 +263,11 @@ def test_cluster_mode_configmap_daemonset_and_a_pull_through_its_output(env, clu
         assert first.rc == 0, first.stdout[-3000:] + first.stderr[-3000:]
         configmap = core.read_namespaced_config_map(name, "kube-system")
         daemonset = api.sanitize_for_serialization(apps.read_namespaced_daemon_set(name, "kube-system"))
-        assert sorted(configmap.data) == ["_default.hosts.toml", "kubespray.invalid.hosts.toml",
+        assert sorted(configmap.data) == ["_default.hosts.toml", "kubespray.invalid.hosts.toml", "manifest",
                                           "upstream.invalid.hosts.toml"]
-        for text in configmap.data.values():
-            tomllib.loads(text)
+        for key, text in configmap.data.items():
+            if key != "manifest":
+                tomllib.loads(text)
         checksum = daemonset["spec"]["template"]["metadata"]["annotations"]["ibmcloud.registry/hosts-checksum"]
         assert checksum.startswith("sha256:")
         assert daemonset["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "ibmcloud.registry"

@@ -11,7 +11,8 @@ Where CRI's registry settings live, by config version:
 
 - 1 (containerd 1.x without ``version``): ``plugins.cri.registry``;
 - 2 (containerd 1.6/1.7, also read by 2.x, which migrates it): ``plugins."io.containerd.grpc.v1.cri".registry``;
-- 3 (containerd 2.x): ``plugins."io.containerd.cri.v1.images".registry``.
+- 3 (containerd 2.0 to 2.3) and 4 (what containerd 2.4 writes and migrates 3 to):
+  ``plugins."io.containerd.cri.v1.images".registry``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -36,16 +37,17 @@ CONFIG_REGISTRY_TABLES = {
     1: ("plugins", "cri", "registry"),
     2: ("plugins", "io.containerd.grpc.v1.cri", "registry"),
     3: ("plugins", "io.containerd.cri.v1.images", "registry"),
+    4: ("plugins", "io.containerd.cri.v1.images", "registry"),
 }
 # In a version 3 file containerd 2.x does not read the version 2 table: a key left there
 # by a hand migration is ignored.
-STALE_TABLES = {3: CONFIG_REGISTRY_TABLES[2]}
+STALE_TABLES = {3: CONFIG_REGISTRY_TABLES[2], 4: CONFIG_REGISTRY_TABLES[2]}
 
 
 def config_version(document):
     version = document.get("version", 1)
     if version not in CONFIG_REGISTRY_TABLES:
-        raise ContainerdHostsError("containerd config version %r is not supported (1, 2 or 3)" % (version,))
+        raise ContainerdHostsError("containerd config version %r is not supported (1 to 4)" % (version,))
     return version
 
 
@@ -112,7 +114,8 @@ def with_config_path(text, hosts_root):
 
 
 def new_containerd_config(hosts_root, containerd_version):
-    """A minimal config.toml for when none exists: version 3 for containerd 2.x, else 2."""
+    """A minimal config.toml for when none exists: version 3 for containerd 2.x (2.4 reads
+    it and migrates it to 4), else 2."""
     version = 3 if containerd_version and containerd_version[0] >= 2 else 2
     return with_config_path("version = %d\n" % version, hosts_root)
 

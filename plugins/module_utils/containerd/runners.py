@@ -61,7 +61,9 @@ def run(module):
     """Plan everything (all validation before any write), then apply unless in check mode."""
     params = module.params
     warnings, errors = [], []
-    result = {"changed": False, "pruned": [], "results": []}
+    # Per-item results under "registries", not "results": in a loop, Ansible's callbacks
+    # read an item's "results" as nested loop items and would hide the item's diff.
+    result = {"changed": False, "pruned": [], "registries": []}
     version, spec, keep = _validate(params, errors)
     if errors:
         _fail(module, errors, warnings)
@@ -91,7 +93,7 @@ def run(module):
         action = registry_plan["action"]
         result.update(path=registry_plan["path"], registry=spec["directory"], action=action,
                       mode="%04o" % registry_plan["mode"] if "mode" in registry_plan else None)
-        result["results"].append({"name": spec["directory"], "path": registry_plan["path"], "action": action})
+        result["registries"].append({"name": spec["directory"], "path": registry_plan["path"], "action": action})
         if action in ("created", "updated", "deleted"):
             result["changed"] = True
             result["diff"] = {"before": plan.diff_text(registry_plan["current"]),
@@ -100,7 +102,7 @@ def run(module):
     for name in to_prune:
         result["changed"] = True
         result["pruned"].append(name)
-        result["results"].append({"name": name, "path": os.path.join(params["config_path"], name, plan.HOSTS_FILE),
+        result["registries"].append({"name": name, "path": os.path.join(params["config_path"], name, plan.HOSTS_FILE),
                                   "action": "deleted"})
     if config_plan is not None:
         result["containerd_config"] = dict((k, v) for k, v in config_plan.items() if k != "text")
