@@ -104,7 +104,7 @@ def validate_source_params(params):
         problem = object_name_error(source.get("name"), "copy_from.name")
         if problem:
             errors.append(problem)
-    if not errors and len(chosen) == 1 and chosen[0] != "copy_from":
+    if len(chosen) == 1 and chosen[0] != "copy_from":
         try:
             problem = size_error(desired_config(params)[0], _largest_option(params, chosen[0]))
         except DockerConfigError:

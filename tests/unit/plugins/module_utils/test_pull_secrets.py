@@ -105,3 +105,8 @@ def test_ensure_refuses_an_oversized_secret_before_any_request():
         assert exc.status == 413 and "1 MiB" in str(exc)
     else:
         raise AssertionError("no error")
+
+
+def test_size_is_reported_with_the_other_errors():
+    errors = source_params(registry={"server": "bad host", "username": "u", "password": "x" * (1024 * 1024)})
+    assert [e.split(":")[0] for e in errors] == ["registry.server", "registry.password"]
