@@ -184,6 +184,8 @@ def test_retry_after_is_a_bounded_delay(fuzz, value, attempt):
     ["Bearer ", "Basic ", 'realm="https://a/token"', ",", 'service="r"', 'scope="x"', "=", '"']), max_size=6)
     .map("".join))
 def test_www_authenticate_challenge(fuzz, header):
+    challenges = fuzz.call(fuzz.find("pull_secrets", "parse_challenges"), header)
+    assert challenges is None or all(isinstance(c[1], dict) for c in challenges)
     scheme, params = fuzz.call(fuzz.find("pull_secrets", "parse_challenge"), header) or (None, {})
     assert scheme is None or isinstance(scheme, str)
     assert isinstance(params, dict)
