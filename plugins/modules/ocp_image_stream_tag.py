@@ -21,7 +21,12 @@ description:
     does not name stay as they are, in order.
   - Reports C(changed) only when a spec tag differs from what is asked (unlike
     C(community.okd.openshift_import_image), which always reports a change). A
-    changed tag is written without its C(generation), so OpenShift imports it again.
+    changed tag is written without its C(generation), so OpenShift keeps the tag's
+    generation and imports again only when the source (or the import mode) changed;
+    O(reimport) sends C(generation: 0), which makes it import again in any case.
+  - Each tag's result reports the import as OpenShift records it in the stream's
+    C(status.tags) (the newest image, or the C(ImportSuccess=False) condition with its
+    reason); O(wait) waits for it and fails the task when an import fails.
   - Each image stream is read with one LIST per project and written with one
     request guarded by its C(resourceVersion); streams are written in bounded
     parallel (O(parallelism)).
@@ -68,6 +73,9 @@ options:
         description: Overrides O(import_mode) for this image.
         type: str
         choices: [Legacy, PreserveOriginal]
+      reimport:
+        description: Overrides O(reimport) for this image.
+        type: bool
   reference_policy:
     description:
       - V(Local) - pulls go through the internal registry, which serves a copy, so
@@ -91,8 +99,23 @@ options:
         given - the field is not sent and the server default applies.
     type: str
     choices: [Legacy, PreserveOriginal]
-requirements:
-  - openshift >= 0.13
+  reimport:
+    description:
+      - Import the images again now, even when their spec tags are as asked - the tags
+        are sent with C(generation: 0) (what C(oc import-image) does), so the task
+        always reports them V(updated).
+    type: bool
+    default: false
+  wait:
+    description:
+      - Wait until OpenShift has imported every tag that this task created or changed
+        (or re-imported), and fail when an import failed (the spec tags stay written).
+    type: bool
+    default: false
+  wait_timeout:
+    description: Seconds to wait with O(wait).
+    type: int
+    default: 120
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ibmcloud.registry.kube
@@ -165,6 +188,16 @@ results:
     scheduled:
       description: Whether the tag is imported periodically.
       type: bool
+    import:
+      description:
+        - The import of the tag as the stream's C(status.tags) records it - C(state)
+          V(imported) (with C(image), the digest, C(reference) and C(generation)),
+          V(failed) (with C(reason) and C(message) of the C(ImportSuccess=False)
+          condition) or V(pending) (no result yet for the tag's current generation; in
+          check mode for every tag that would be written).
+      type: dict
+      returned: when the stream was read or written
+      sample: {state: imported, image: "sha256:4f0c...", reference: "us.icr.io/team/app@sha256:4f0c...", generation: 3}
     error:
       description: Why this image failed.
       type: str
@@ -196,11 +229,15 @@ def argument_spec():
             scheduled=dict(type="bool"),
             insecure=dict(type="bool"),
             import_mode=dict(type="str", choices=list(ocp.IMPORT_MODES)),
+            reimport=dict(type="bool"),
         )),
         reference_policy=dict(type="str", choices=list(ocp.REFERENCE_POLICIES), default="Local"),
         scheduled=dict(type="bool", default=True),
         insecure=dict(type="bool", default=False),
         import_mode=dict(type="str", choices=list(ocp.IMPORT_MODES)),
+        reimport=dict(type="bool", default=False),
+        wait=dict(type="bool", default=False),
+        wait_timeout=dict(type="int", default=120),
     )
 
 

@@ -13,8 +13,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
+import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 from kubernetes import client as k8s
@@ -28,6 +31,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "cluster"))
 import audit as audit_log  # noqa: E402  pylint: disable=wrong-import-position
 import localcluster  # noqa: E402  pylint: disable=wrong-import-position
 import openshift_flavour as flavour  # noqa: E402  pylint: disable=wrong-import-position
+from image_importer import ImageImporterStandIn  # noqa: E402  pylint: disable=wrong-import-position
 from registry_operator import RegistryOperatorStandIn  # noqa: E402  pylint: disable=wrong-import-position
 from route_admission import RouteAdmissionStandIn  # noqa: E402  pylint: disable=wrong-import-position
 from router import DEFAULT_DOMAIN, IGNORE_LABEL, RouterStandIn  # noqa: E402  pylint: disable=wrong-import-position
@@ -557,6 +561,90 @@ def test_image_stream_tags_many_images_changed_only_when_spec_differs(openshift,
     assert tags[1] == {"name": "2.0", "from": {"kind": "DockerImage", "name": "us.icr.io/team/backend:2.0"},
                        "importPolicy": {"scheduled": True}, "referencePolicy": {"type": "Local"}}
     assert stream_tags(custom, other, "tools")[0][0]["from"]["name"] == "de.icr.io/team/tools:v1"
+
+
+@pytest.fixture(scope="module")
+def local_registry(tmp_path_factory):
+    """A real registry (Debian's docker-registry) on 127.0.0.1, over HTTP, with a busybox image."""
+    import localnode  # pylint: disable=import-outside-toplevel
+
+    root = tmp_path_factory.mktemp("registry")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = {"version": 0.1, "log": {"level": "warn"},
+              "storage": {"filesystem": {"rootdirectory": str(root / "data")}},
+              "http": {"addr": "127.0.0.1:%d" % port, "secret": os.urandom(8).hex()}}
+    (root / "config.yml").write_text(json.dumps(config))  # JSON is YAML
+    with open(root / "registry.log", "w", encoding="utf-8") as log:
+        process = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")],
+                                   stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/v2/" % port, timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+                        "oci:%s:%s" % (localnode.app_layout(), localnode.APP_TAG),
+                        "docker://127.0.0.1:%d/ibmreg/busybox:1" % port], check=True)
+        yield "127.0.0.1:%d" % port
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def test_image_stream_tag_import_results_wait_and_reimport(openshift, ocp, audit, unique_ns, cluster, local_registry):
+    namespace = unique_ns("imp")
+    good = "%s/ibmreg/busybox:1" % local_registry
+    args = {"namespace": namespace, "insecure": True, "wait": True, "wait_timeout": 30,
+            "images": [{"source": good, "target": "busybox:1"}]}
+    with ImageImporterStandIn(cluster.fixture_kubeconfig, [namespace]) as importer:
+        played, result = ocp("ocp_image_stream_tag", args)
+        assert played.rc == 0, (played.stdout[-3000:], importer.errors)
+        (item,) = result["results"]
+        assert item["action"] == "created" and item["import"]["state"] == "imported", item
+        digest = item["import"]["image"]
+        assert digest.startswith("sha256:")
+        assert item["import"]["reference"] == "%s/ibmreg/busybox@%s" % (local_registry, digest)
+
+        # Unchanged: nothing written, the import still reported.
+        mark = audit.mark()
+        played, result = ocp("ocp_image_stream_tag", args)
+        assert played.rc == 0 and result["changed"] is False
+        assert result["results"][0]["import"] == item["import"]
+        assert writes(audit, mark, unique_ns.prefix) == []
+
+        # Re-import on request: generation 0 is sent, a newer import comes back.
+        mark = audit.mark()
+        played, result = ocp("ocp_image_stream_tag", dict(args, reimport=True), check=True)
+        assert played.rc == 0 and result["results"][0]["action"] == "updated"
+        assert result["results"][0]["import"] == {"state": "pending"}
+        assert writes(audit, mark, unique_ns.prefix) == []
+        played, result = ocp("ocp_image_stream_tag", dict(args, reimport=True))
+        assert played.rc == 0 and result["results"][0]["action"] == "updated"
+        again = result["results"][0]["import"]
+        assert again["state"] == "imported" and again["generation"] > item["import"]["generation"]
+        assert len([i for i in importer.imports if i[2] == "1"]) == 2
+
+        # Failures as the importer reports them; the spec tags stay written.
+        failing = dict(args, images=[{"source": "%s/ibmreg/busybox:nope" % local_registry, "target": "busybox:nope"},
+                                     {"source": "us.icr.io/team/app:1", "target": "app:1"}])
+        played, result = ocp("ocp_image_stream_tag", failing)
+        assert played.rc != 0
+        assert "Spec tags written, but not imported" in result["msg"]
+        assert "NotFound" in result["msg"] and "lookup us.icr.io: no such host" in result["msg"]
+        assert [(r["action"], r["import"]["state"]) for r in result["results"]] == [
+            ("created", "failed"), ("created", "failed")]
+        # Without wait the results are reported and the task succeeds.
+        played, result = ocp("ocp_image_stream_tag", dict(failing, wait=False))
+        assert played.rc == 0 and result["changed"] is False
+        assert [r["import"]["reason"] for r in result["results"]] == ["NotFound", "InternalError"]
+    assert importer.errors == []
 
 
 def test_image_stream_tags_validate_before_any_request(openshift, ocp, audit, unique_ns):

@@ -565,8 +565,9 @@ def tag_differs(current, wanted):
 
 
 def _merged_tag(current, wanted):
-    """The current tag with the managed fields replaced; generation dropped so the
-    server assigns a new one and imports again."""
+    """The current tag with the managed fields replaced. ``generation`` is left out: the
+    server then keeps the tag's generation, and imports again only when the source (or
+    the import mode) changed."""
     tag = dict(current)
     tag.pop("generation", None)
     tag["from"] = wanted["from"]
@@ -578,13 +579,15 @@ def _merged_tag(current, wanted):
     return tag
 
 
-def plan_stream_tags(stream, wanted_tags):
+def plan_stream_tags(stream, wanted_tags, reimport=()):
     """(tag actions, new spec.tags or None) for one ImageStream (dict or None).
 
     ``wanted_tags`` is a list of desired_tag() dicts. Tags this call does not name
     stay as they are, in order; changed tags are replaced in place, new ones
-    appended. spec.tags is a list, which a merge patch replaces whole, so the whole
-    new list is returned (None when nothing changes).
+    appended. A tag named in ``reimport`` that exists is sent with ``generation: 0``,
+    which makes OpenShift import it again (an update without generation does not), so
+    it is always ``updated``. spec.tags is a list, which a merge patch replaces whole,
+    so the whole new list is returned (None when nothing changes).
     """
     current = dig(stream or {}, "spec", "tags", default=[])
     by_name = dict((tag.get("name"), tag) for tag in current)
@@ -594,16 +597,54 @@ def plan_stream_tags(stream, wanted_tags):
         existing = by_name.get(wanted["name"])
         if existing is None:
             actions[wanted["name"]] = "created"
-        elif tag_differs(existing, wanted):
-            actions[wanted["name"]] = "updated"
+            continue
+        if tag_differs(existing, wanted):
             replaced[wanted["name"]] = _merged_tag(existing, wanted)
+        elif wanted["name"] in reimport:
+            replaced[wanted["name"]] = dict(existing)
         else:
             actions[wanted["name"]] = "unchanged"
+            continue
+        if wanted["name"] in reimport:
+            replaced[wanted["name"]]["generation"] = 0
+        actions[wanted["name"]] = "updated"
     if all(action == "unchanged" for action in actions.values()):
         return actions, None
     tags = [replaced.get(tag.get("name"), tag) for tag in current]
     tags.extend(w for w in wanted_tags if actions[w["name"]] == "created")
     return actions, tags
+
+
+def tag_import(stream, name, written=False):
+    """The import result of spec tag ``name`` from the stream's ``status.tags``.
+
+    ``{"state": "imported", "image", "reference", "generation"}`` when the newest
+    ``items`` entry is of the spec tag's generation (or newer); ``{"state": "failed",
+    "reason", "message", "generation"}`` when an ``ImportSuccess=False`` condition is;
+    else ``{"state": "pending"}``. ``written``: this run just wrote the tag; a spec tag
+    without a generation (or with 0) then has not been imported yet.
+    """
+    spec_tag = next((t for t in dig(stream or {}, "spec", "tags", default=[]) if t.get("name") == name), {})
+    generation = spec_tag.get("generation")
+    if written and not generation:
+        return {"state": "pending"}
+    status_tag = next((t for t in dig(stream or {}, "status", "tags", default=[]) if t.get("tag") == name), {})
+    wanted = generation or 0
+
+    def current(entry):
+        return (entry.get("generation") or 0) >= wanted
+
+    failed = [c for c in status_tag.get("conditions") or []
+              if c.get("type") == "ImportSuccess" and c.get("status") == "False" and current(c)]
+    items = [i for i in status_tag.get("items") or [] if current(i)]
+    newest_item = items[0].get("generation") or 0 if items else -1
+    if failed and (failed[0].get("generation") or 0) >= newest_item:
+        return {"state": "failed", "reason": failed[0].get("reason"), "message": failed[0].get("message"),
+                "generation": failed[0].get("generation")}
+    if items:
+        return {"state": "imported", "image": items[0].get("image"),
+                "reference": items[0].get("dockerImageReference"), "generation": items[0].get("generation")}
+    return {"state": "pending"}
 
 
 def image_stream_body(namespace, name, tags, labels=None):

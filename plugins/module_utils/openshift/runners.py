@@ -12,6 +12,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import time
+
 from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift import client as ocp_client
 from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift import plan as ocp
 from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results
@@ -482,6 +484,8 @@ def image_stream_tag_plan(params):
     """(errors, streams): streams is an ordered list of ((namespace, stream), [(image, tag)])."""
     errors = validate_kube_params(params)
     errors += _namespace_errors("namespace", params.get("namespace"))
+    if not 0 <= params["wait_timeout"] <= 3600:
+        errors.append("wait_timeout must be between 0 and 3600 seconds")
     if not params["images"]:
         errors.append("images must name at least one image")
     streams, seen = {}, set()
@@ -514,13 +518,15 @@ def image_stream_tag_plan(params):
     return errors, [(key, streams[key]) for key in order]
 
 
-def _ensure_stream(api, namespace, stream, entries, existing, check_mode):
-    """Plan and write one ImageStream; returns (actions by tag, before tags, after tags)."""
+def _ensure_stream(api, namespace, stream, entries, existing, check_mode, params):
+    """Plan and write one ImageStream; returns (actions by tag, before, after)."""
     wanted = [w for _image, w in entries]
+    reimport = set(w["name"] for image, w in entries
+                   if (image["reimport"] if image.get("reimport") is not None else params["reimport"]))
     seen = {}
 
     def plan(obj):
-        actions, tags = ocp.plan_stream_tags(obj, wanted)
+        actions, tags = ocp.plan_stream_tags(obj, wanted, reimport)
         seen["actions"] = actions
         if tags is None:
             return "unchanged", None
@@ -554,28 +560,60 @@ def run_ocp_image_stream_tag(module):
         try:
             actions, before, after = _ensure_stream(api, namespace, stream, entries,
                                                     existing.get((namespace, stream)),
-                                                    module.check_mode)
+                                                    module.check_mode, params)
         except (KubeError, ocp.OpenShiftError) as exc:
-            return [(image, wanted, "failed", str(exc), None, None) for image, wanted in entries]
+            return [(image, wanted, "failed", str(exc), None, None, None) for image, wanted in entries]
+        if params["wait"] and not module.check_mode:
+            try:
+                after = _wait_for_imports(api, namespace, stream, after, actions, params["wait_timeout"])
+            except (KubeError, ocp.OpenShiftError) as exc:
+                return [(image, wanted, "failed", str(exc), None, None, None) for image, wanted in entries]
         old = dict((t.get("name"), t) for t in ocp.dig(before or {}, "spec", "tags", default=[]))
         new = dict((t.get("name"), t) for t in ocp.dig(after or {}, "spec", "tags", default=[]))
         return [(image, wanted, actions[wanted["name"]], None, old.get(wanted["name"]),
-                 new.get(wanted["name"])) for image, wanted in entries]
+                 new.get(wanted["name"]),
+                 ocp.tag_import(after, wanted["name"], actions[wanted["name"]] != "unchanged"))
+                for image, wanted in entries]
 
-    items, diff_before, diff_after = [], {}, {}
+    items, diff_before, diff_after, not_imported = [], {}, {}, []
     keys = [key for key, _entries in streams]
     for (namespace, stream), outcome in zip(keys, map_bounded(run, streams, params["parallelism"])):
-        for image, wanted, action, error, old, new in outcome:
+        for image, wanted, action, error, old, new, imported in outcome:
             label = "%s:%s" % (stream, wanted["name"])
+            extra = {"import": imported} if imported is not None else {}
             items.append(results.item(namespace, label, action, error, source=image["source"],
                                       reference_policy=wanted["referencePolicy"]["type"],
-                                      scheduled=wanted["importPolicy"]["scheduled"]))
+                                      scheduled=wanted["importPolicy"]["scheduled"], **extra))
             if action in ("created", "updated"):
                 key = "%s/%s" % (namespace, label)
                 diff_before[key] = ocp.tag_view(old)
                 diff_after[key] = ocp.tag_view(new or wanted)
-    results.exit_with(module, [("Image stream tags", items)],
-                      diff={"before": diff_before, "after": diff_after}, flavour=flavour)
+            if params["wait"] and not module.check_mode and imported and imported["state"] != "imported":
+                not_imported.append("%s/%s (%s)" % (namespace, label, _import_problem(imported,
+                                                                                     params["wait_timeout"])))
+    diff = {"before": diff_before, "after": diff_after}
+    if not_imported:
+        module.fail_json(msg="Spec tags written, but not imported: %s" % "; ".join(not_imported),
+                         changed=results.any_changed(items), results=items, counts=results.count(items),
+                         diff=diff, flavour=flavour)
+    results.exit_with(module, [("Image stream tags", items)], diff=diff, flavour=flavour)
+
+
+def _import_problem(imported, timeout):
+    if imported["state"] == "failed":
+        return "%s: %s" % (imported.get("reason") or "import failed", imported.get("message") or "")
+    return "no import result within %ss; check the image stream's status.tags" % timeout
+
+
+def _wait_for_imports(api, namespace, stream, after, actions, timeout, poll=0.5):
+    """Re-read the stream until every tag of this call has an import result (or time is up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = [ocp.tag_import(after, name, action != "unchanged")["state"] for name, action in actions.items()]
+        if "pending" not in states or time.monotonic() >= deadline:
+            return after
+        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+        after = api.get(ocp.IMAGE_API, "ImageStream", stream, namespace) or after
 
 
 # --- ocp_build_secret ----------------------------------------------------------------

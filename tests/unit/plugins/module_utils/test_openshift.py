@@ -603,3 +603,36 @@ def test_removed_warns_only_when_managed_storage_goes():
     already = {"spec": {"managementState": "Removed", "storage": {"managementState": "Managed"}}}
     assert ocp.removes_managed_storage(already, "Removed") is False
     assert "Force" not in ocp.MANAGEMENT_STATES
+
+
+def test_reimport_sends_generation_zero_and_is_always_an_update():
+    wanted = ocp.desired_tag("1", "us.icr.io/a/b:1")
+    stream = {"spec": {"tags": [dict(wanted, generation=4)]}}
+    assert ocp.plan_stream_tags(stream, [wanted]) == ({"1": "unchanged"}, None)
+    actions, tags = ocp.plan_stream_tags(stream, [wanted], reimport={"1"})
+    assert actions == {"1": "updated"} and tags[0]["generation"] == 0
+    changed = ocp.desired_tag("1", "us.icr.io/a/b:2")
+    actions, tags = ocp.plan_stream_tags(stream, [changed])
+    assert actions == {"1": "updated"} and "generation" not in tags[0]
+    actions, tags = ocp.plan_stream_tags(None, [wanted], reimport={"1"})
+    assert actions == {"1": "created"} and "generation" not in tags[0]
+
+
+def test_tag_import_from_status_tags():
+    spec = {"tags": [{"name": "1", "generation": 3}]}
+    item = {"dockerImageReference": "r@sha256:aa", "image": "sha256:aa", "generation": 3}
+    imported = {"spec": spec, "status": {"tags": [{"tag": "1", "items": [item]}]}}
+    assert ocp.tag_import(imported, "1") == {"state": "imported", "image": "sha256:aa",
+                                             "reference": "r@sha256:aa", "generation": 3}
+    old = {"spec": spec, "status": {"tags": [{"tag": "1", "items": [dict(item, generation=2)]}]}}
+    assert ocp.tag_import(old, "1") == {"state": "pending"}
+    condition = {"type": "ImportSuccess", "status": "False", "reason": "NotFound", "message": "not found",
+                 "generation": 3}
+    failed = {"spec": spec, "status": {"tags": [{"tag": "1", "items": [dict(item, generation=2)],
+                                                 "conditions": [condition]}]}}
+    assert ocp.tag_import(failed, "1")["state"] == "failed"
+    assert ocp.tag_import(failed, "1")["reason"] == "NotFound"
+    # Written by this run, no generation assigned yet: not imported yet.
+    assert ocp.tag_import({"spec": {"tags": [{"name": "1"}]}, "status": imported["status"]}, "1",
+                          written=True) == {"state": "pending"}
+    assert ocp.tag_import(None, "1") == {"state": "pending"}
