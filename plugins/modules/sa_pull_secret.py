@@ -82,7 +82,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Store the image pull secret in the default service account (Setting up an image registry, "Storing the image pull secret in the Kubernetes service account")
+- name: Store the pull secret in the default service account (Setting up an image registry, "Storing the image pull secret in the Kubernetes service account")
   ibmcloud.registry.sa_pull_secret:
     secrets: [all-icr-io]
     all_namespaces: true

@@ -181,4 +181,3 @@ def missing_secrets(client, names, namespaces, parallelism=8):
             if namespace not in present:
                 missing.setdefault(namespace, []).append(name)
     return missing
-

@@ -18,11 +18,12 @@ import fnmatch
 import re
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import ArgumentSpec
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (  # noqa: F401
+# find_named and map_bounded live in client.py; other parts still import them from here.
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (  # noqa: F401  pylint: disable=unused-import
     KubeError,
     describe_target,
-    find_named,  # pylint: disable=unused-import (other parts import it from here)
-    map_bounded,  # pylint: disable=unused-import
+    find_named,
+    map_bounded,
 )
 
 

@@ -22,11 +22,11 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.doc
     redact,
     size_error,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (  # noqa: F401
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (
     CONFLICT_RETRIES,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
-    MERGE_PATCH,  # pylint: disable=unused-import (other parts import it from here)
+    MERGE_PATCH,
     KubeError,
     describe_target,
     find_named,
