@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "cluster"))
 
 import audit as audit_log  # noqa: E402  pylint: disable=wrong-import-position
 import iam_server  # noqa: E402  pylint: disable=wrong-import-position
+from iam_fixtures import canary, standin  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
 import localcluster  # noqa: E402  pylint: disable=wrong-import-position
 
 pytestmark = pytest.mark.cluster
@@ -45,18 +46,6 @@ PRIVATE_CLUSTER_DIR = os.path.join(REPO, ".cluster-iam")
 
 
 # --- fixtures -----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def standin():
-    with iam_server.IamStandIn() as server:
-        yield server
-
-
-@pytest.fixture
-def canary(standin):
-    """A fresh stand-in whose one known admin key is a canary value."""
-    return standin.fresh_admin_key("CANARY-ibmcloud-")
 
 
 @pytest.fixture

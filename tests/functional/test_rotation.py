@@ -31,21 +31,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "standins"))
 
 import iam_server  # noqa: E402  pylint: disable=wrong-import-position
+from iam_fixtures import canary, standin  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
 from reliability.common import service_account_token  # noqa: E402  pylint: disable=wrong-import-position
 from reliability.fault_proxy import write_kubeconfig  # noqa: E402  pylint: disable=wrong-import-position
 
 pytestmark = pytest.mark.cluster
 
 
-@pytest.fixture(scope="module")
-def iam_standin():
-    with iam_server.IamStandIn() as server:
-        yield server
-
-
 @pytest.fixture
-def plays(runner, iam_standin):
-    return iam_tests.IamPlays(runner, iam_standin, iam_standin.fresh_admin_key("CANARY-rotation-"))
+def plays(runner, standin, canary):
+    return iam_tests.IamPlays(runner, standin, canary)
 
 
 @pytest.fixture
@@ -99,7 +94,7 @@ def audit_time(event_time):
 
 
 def test_rotate_api_key_playbook_logs_in_with_the_new_key_before_deleting_the_old(
-        plays, iam_standin, audit, cluster, core, unique_ns, tmp_path):
+        plays, standin, audit, cluster, core, unique_ns, tmp_path):
     namespaces = [unique_ns("a"), unique_ns("b")]
     for namespace in namespaces:
         iam_tests.wait_for_sa(core, namespace)
@@ -109,7 +104,7 @@ def test_rotate_api_key_playbook_logs_in_with_the_new_key_before_deleting_the_ol
         "vars": {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}}}))
     vars_file = tmp_path / "vars.yml"
     vars_file.write_text(yaml.safe_dump({"iam_pull_secret": {
-        "mode": "namespace", "cluster_name": "rot", "namespaces": namespaces, "iam_url": iam_standin.url,
+        "mode": "namespace", "cluster_name": "rot", "namespaces": namespaces, "iam_url": standin.url,
         "policy_regions": ["us-south"], "regions": ["us-south"]}}))
 
     def playbook(check=False):
@@ -126,18 +121,18 @@ def test_rotate_api_key_playbook_logs_in_with_the_new_key_before_deleting_the_ol
     for namespace in namespaces:
         values, _servers = iam_tests.secret_passwords(core, namespace, "rot-icr-io")
         old[namespace] = next(iter(values))
-    old_ids = {ns: iam_tests.key_id_of(iam_standin, value) for ns, value in old.items()}
+    old_ids = {ns: iam_tests.key_id_of(standin, value) for ns, value in old.items()}
 
-    iam_mark, kube_mark = iam_standin.mark(), audit.mark()
+    iam_mark, kube_mark = standin.mark(), audit.mark()
     check = playbook(check=True)
     assert check.rc == 0, check.stdout[-3000:]
-    assert iam_standin.writes(iam_mark) == [] and audit.writes(kube_mark, namespace_prefix=unique_ns.prefix) == []
+    assert standin.writes(iam_mark) == [] and audit.writes(kube_mark, namespace_prefix=unique_ns.prefix) == []
 
-    iam_mark, kube_mark = iam_standin.mark(), audit.mark()
+    iam_mark, kube_mark = standin.mark(), audit.mark()
     rotated = playbook()
     assert rotated.rc == 0, rotated.stdout[-3000:]
-    state = iam_standin.snapshot()
-    log = [entry for entry in iam_standin.requests() if entry["seq"] > iam_mark]
+    state = standin.snapshot()
+    log = [entry for entry in standin.requests() if entry["seq"] > iam_mark]
     patches = {event["objectRef"]["namespace"]: audit_time(event["stageTimestamp"])
                for event in audit.events(kube_mark, "admin")
                if event.get("verb") == "patch" and event["objectRef"].get("resource") == "secrets"
@@ -145,9 +140,9 @@ def test_rotate_api_key_playbook_logs_in_with_the_new_key_before_deleting_the_ol
     for namespace in namespaces:
         values, _servers = iam_tests.secret_passwords(core, namespace, "rot-icr-io")
         (new,) = values
-        new_id = iam_tests.key_id_of(iam_standin, new)
+        new_id = iam_tests.key_id_of(standin, new)
         assert new != old[namespace] and new_id is not None
-        assert iam_tests.key_id_of(iam_standin, old[namespace]) is None and not logs_in(iam_standin, old[namespace])
+        assert iam_tests.key_id_of(standin, old[namespace]) is None and not logs_in(standin, old[namespace])
         sid = [s for s in state["service_ids"] if s["name"] == "rot-%s-id" % namespace][0]
         created = [e for e in log if e["method"] == "POST" and e["path"] == "/v1/apikeys" and e["status"] == 201]
         login = [e for e in log if e["path"] == "/identity/token" and e.get("iam_id") == sid["iam_id"]]
@@ -163,11 +158,11 @@ def test_rotate_api_key_playbook_logs_in_with_the_new_key_before_deleting_the_ol
 # --- grace period -------------------------------------------------------------------------------
 
 
-def test_grace_period_keeps_the_old_key_valid_and_a_later_run_deletes_it(plays, iam_standin, audit, core,
+def test_grace_period_keeps_the_old_key_valid_and_a_later_run_deletes_it(plays, standin, audit, core,
                                                                            unique_ns):
     namespaces = [unique_ns("a")]
     _sid, old_value = setup(plays, core, "grace", namespaces)
-    old_id = iam_tests.key_id_of(iam_standin, old_value)
+    old_id = iam_tests.key_id_of(standin, old_value)
 
     rotated = plays.run([key_task("grace-id", "grace-key", namespaces, rotate=True, rotation_grace_period=20)])
     assert rotated.rc == 0, rotated.stdout[-3000:]
@@ -178,40 +173,40 @@ def test_grace_period_keeps_the_old_key_valid_and_a_later_run_deletes_it(plays, 
     assert retired["id"] == old_id and retired["action"] == "updated"
     assert held(core, namespaces)[namespaces[0]] != old_value
     # Still valid for pulls that use a copy of the old secret, and marked in IAM.
-    assert logs_in(iam_standin, old_value)
-    record = [k for k in iam_standin.snapshot()["api_keys"] if k["id"] == old_id][0]
+    assert logs_in(standin, old_value)
+    record = [k for k in standin.snapshot()["api_keys"] if k["id"] == old_id][0]
     assert "[retired by rotation; delete after %s]" % retired["delete_after"] in record["description"]
 
     task = key_task("grace-id", "grace-key", namespaces)
-    iam_mark, kube_mark = iam_standin.mark(), audit.mark()
+    iam_mark, kube_mark = standin.mark(), audit.mark()
     early = plays.run([task])
     assert early.rc == 0 and early["key"]["changed"] is False
-    assert iam_standin.writes(iam_mark) == [] and audit.writes(kube_mark, namespace_prefix=unique_ns.prefix) == []
+    assert standin.writes(iam_mark) == [] and audit.writes(kube_mark, namespace_prefix=unique_ns.prefix) == []
 
     deadline = datetime.datetime.strptime(retired["delete_after"], "%Y-%m-%dT%H:%M:%SZ").replace(
         tzinfo=datetime.timezone.utc).timestamp()
     time.sleep(max(0.0, deadline - time.time()) + 1.1)
-    iam_mark = iam_standin.mark()
+    iam_mark = standin.mark()
     later = plays.run([task])
     assert later.rc == 0 and later["key"]["changed"] is True
     assert [k["id"] for k in later["key"]["deleted_api_keys"]] == [old_id]
-    assert [(w["method"], w["path"]) for w in iam_standin.writes(iam_mark)] == [("DELETE", "/v1/apikeys/" + old_id)]
-    assert not logs_in(iam_standin, old_value)
+    assert [(w["method"], w["path"]) for w in standin.writes(iam_mark)] == [("DELETE", "/v1/apikeys/" + old_id)]
+    assert not logs_in(standin, old_value)
 
-    iam_mark = iam_standin.mark()
-    assert plays.run([task])["key"]["changed"] is False and iam_standin.writes(iam_mark) == []
+    iam_mark = standin.mark()
+    assert plays.run([task])["key"]["changed"] is False and standin.writes(iam_mark) == []
 
 
 # --- failures midway ----------------------------------------------------------------------------
 
 
-def test_a_new_key_that_cannot_log_in_is_deleted_and_no_secret_changes(plays, iam_standin, audit, core, unique_ns):
+def test_a_new_key_that_cannot_log_in_is_deleted_and_no_secret_changes(plays, standin, audit, core, unique_ns):
     namespaces = [unique_ns("a"), unique_ns("b")]
     _sid, old_value = setup(plays, core, "nologin", namespaces)
-    old_id = iam_tests.key_id_of(iam_standin, old_value)
+    old_id = iam_tests.key_id_of(standin, old_value)
     # The task's own token exchange goes through; the next one, the new key's login, fails.
-    iam_standin.inject_fault("POST", "/identity/token", 400, count=1, skip=1)
-    iam_mark, kube_mark = iam_standin.mark(), audit.mark()
+    standin.inject_fault("POST", "/identity/token", 400, count=1, skip=1)
+    iam_mark, kube_mark = standin.mark(), audit.mark()
     rotated = plays.run([key_task("nologin-id", "nologin-key", namespaces, rotate=True)])
     assert rotated.rc != 0
     result = rotated["key"]
@@ -219,11 +214,11 @@ def test_a_new_key_that_cannot_log_in_is_deleted_and_no_secret_changes(plays, ia
     assert result["namespaces_holding_old_key"] == sorted(namespaces)
     assert all(namespace in result["msg"] for namespace in namespaces)
     new_id = result["api_key"]["id"]
-    assert [(w["method"], w["path"]) for w in iam_standin.writes(iam_mark)] == [
+    assert [(w["method"], w["path"]) for w in standin.writes(iam_mark)] == [
         ("POST", "/v1/apikeys"), ("DELETE", "/v1/apikeys/" + new_id)]
     assert audit.writes(kube_mark, namespace_prefix=unique_ns.prefix) == []
-    assert set(held(core, namespaces).values()) == {old_value} and logs_in(iam_standin, old_value)
-    assert [k["id"] for k in iam_tests.our_keys(iam_standin, "nologin-key")] == [old_id]
+    assert set(held(core, namespaces).values()) == {old_value} and logs_in(standin, old_value)
+    assert [k["id"] for k in iam_tests.our_keys(standin, "nologin-key")] == [old_id]
 
 
 def restricted_kubeconfig(cluster, fixture_api, unique_ns, writable, workdir):
@@ -252,15 +247,15 @@ def restricted_kubeconfig(cluster, fixture_api, unique_ns, writable, workdir):
 
 
 def test_a_secret_that_cannot_take_the_new_key_keeps_the_old_key_and_is_named(
-        plays, iam_standin, cluster, kube_fixture_client, core, unique_ns, tmp_path):
+        plays, standin, cluster, kube_fixture_client, core, unique_ns, tmp_path):
     namespaces = [unique_ns("a"), unique_ns("b"), unique_ns("c")]
     _sid, old_value = setup(plays, core, "midway", namespaces)
-    old_id = iam_tests.key_id_of(iam_standin, old_value)
+    old_id = iam_tests.key_id_of(standin, old_value)
     kubeconfig, cluster_objects = restricted_kubeconfig(cluster, kube_fixture_client, unique_ns,
                                                         [namespaces[0], namespaces[2]], str(tmp_path))
     rbac = k8s.RbacAuthorizationV1Api(kube_fixture_client)
     try:
-        restricted = iam_tests.IamPlays(Runner(kubeconfig, workdir=str(tmp_path)), iam_standin, plays.canary)
+        restricted = iam_tests.IamPlays(Runner(kubeconfig, workdir=str(tmp_path)), standin, plays.canary)
         rotated = restricted.run([key_task("midway-id", "midway-key", namespaces, rotate=True)])
         assert rotated.rc != 0
         result = rotated["key"]
@@ -269,8 +264,8 @@ def test_a_secret_that_cannot_take_the_new_key_keeps_the_old_key_and_is_named(
         assert result["deleted_api_keys"] == []
         new_id = result["api_key"]["id"]
         values = held(core, namespaces)
-        assert values[namespaces[1]] == old_value and logs_in(iam_standin, old_value)
-        assert {iam_tests.key_id_of(iam_standin, values[ns]) for ns in (namespaces[0], namespaces[2])} == {new_id}
+        assert values[namespaces[1]] == old_value and logs_in(standin, old_value)
+        assert {iam_tests.key_id_of(standin, values[ns]) for ns in (namespaces[0], namespaces[2])} == {new_id}
         # The old key is kept, marked, so that the run that updates every secret deletes it.
         assert [k["id"] for k in result["retired_api_keys"]] == [old_id]
         assert "rotation incomplete" in rotated.stdout
@@ -284,8 +279,8 @@ def test_a_secret_that_cannot_take_the_new_key_keeps_the_old_key_and_is_named(
     assert finished.rc == 0, finished.stdout[-3000:]
     assert [r["action"] for r in finished["key"]["results"]] == ["unchanged", "updated", "unchanged"]
     assert [k["id"] for k in finished["key"]["deleted_api_keys"]] == [old_id]
-    assert {iam_tests.key_id_of(iam_standin, v) for v in held(core, namespaces).values()} == {new_id}
-    assert not logs_in(iam_standin, old_value)
+    assert {iam_tests.key_id_of(standin, v) for v in held(core, namespaces).values()} == {new_id}
+    assert not logs_in(standin, old_value)
     assert plays.run([key_task("midway-id", "midway-key", namespaces)])["key"]["changed"] is False
 
 

@@ -344,18 +344,16 @@ class _PullSecretRun:
         old_ids = set(k.get("id") for k in ours)
         # Secrets that failed or were left alone keep the value they had before this run.
         behind = [ns for ns in self.namespaces if (ns in failed or ns in kept) and self.held.get(ns, value) != value]
-        values = sorted(set(self.held[ns] for ns in behind))
-        blocked = bool(failed) or len(values) > MAX_KEY_LOOKUPS  # too many to tell apart: keep every key
+        # Too many different values to look up: assume each is an older key, keep them all.
+        too_many = len(set(self.held[ns] for ns in behind)) > MAX_KEY_LOOKUPS
+        blocked = bool(failed) or too_many
         keep = set([key.get("id")])
         still_old = []
         for namespace in behind:
-            details = None if len(values) > MAX_KEY_LOOKUPS else self.details(self.held[namespace])
-            if details is None and len(values) <= MAX_KEY_LOOKUPS:
-                continue  # a value IAM does not know: not one of our keys
-            if details is None or details.get("id") in old_ids:
+            details = None if too_many else self.details(self.held[namespace])
+            if too_many or (details is not None and details.get("id") in old_ids):
                 still_old.append(namespace)
-                if details is not None:
-                    keep.add(details.get("id"))
+                keep.add((details or {}).get("id"))
         if rotating and (failed or still_old):
             where = still_old or failed
             self.module.warn("rotation incomplete: %d of %d secrets could not take the new key (%s), so the "

@@ -25,21 +25,11 @@ _TESTS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path
 sys.path.insert(0, os.path.join(_TESTS, "standins"))
 
 import iam_server  # noqa: E402  pylint: disable=wrong-import-position
+from iam_fixtures import canary, standin  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
 from ansible_collections.ibmcloud.registry.plugins.module_utils.iam import client as iam  # noqa: E402
 from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.plan import PlanError  # noqa: E402
 
 ACCOUNT = iam_server.DEFAULT_ACCOUNT
-
-
-@pytest.fixture(scope="module")
-def standin():
-    with iam_server.IamStandIn() as server:
-        yield server
-
-
-@pytest.fixture
-def admin_key(standin):
-    return standin.fresh_admin_key()
 
 
 @pytest.fixture
@@ -48,8 +38,8 @@ def sleeps():
 
 
 @pytest.fixture
-def client(standin, admin_key, sleeps):
-    return iam.IamClient(admin_key, standin.url, retries=3, sleep=sleeps.append)
+def client(standin, canary, sleeps):
+    return iam.IamClient(canary, standin.url, retries=3, sleep=sleeps.append)
 
 
 def bearer(standin, key):
@@ -78,7 +68,7 @@ def test_5xx_on_a_write_is_retried_with_backoff(standin, client, sleeps):
     assert [r["status"] for r in standin.writes()] == [503, 201]
 
 
-def test_retries_run_out_with_a_message_naming_call_status_and_transaction(standin, client, admin_key):
+def test_retries_run_out_with_a_message_naming_call_status_and_transaction(standin, client, canary):
     standin.inject_fault("GET", "/v1/serviceids/", 429, count=10, retry_after=0)
     with pytest.raises(iam.IamError) as err:
         client.list_service_ids(ACCOUNT)
@@ -87,10 +77,10 @@ def test_retries_run_out_with_a_message_naming_call_status_and_transaction(stand
     assert "status 429" in message and "after 4 attempts" in message
     assert "transaction ID standin-" in message
     assert err.value.status == 429 and err.value.transaction_id.startswith("standin-")
-    assert admin_key not in message
+    assert canary not in message
 
 
-def test_sdk_retry_error_is_handled_not_raised(standin, client, admin_key):
+def test_sdk_retry_error_is_handled_not_raised(standin, client, canary):
     # If something enables the SDK's own urllib3 retries, running out of them raises
     # requests' RetryError rather than ApiException.
     client.identity.enable_retries(max_retries=1, retry_interval=0.01)
@@ -99,7 +89,7 @@ def test_sdk_retry_error_is_handled_not_raised(standin, client, admin_key):
         client.list_service_ids(ACCOUNT)
     assert "kept answering 429 or 5xx" in str(err.value)
     assert "list_service_ids (GET /v1/serviceids/)" in str(err.value)
-    assert admin_key not in str(err.value)
+    assert canary not in str(err.value)
     standin.reset()
 
 
@@ -135,8 +125,8 @@ def test_account_comes_from_the_token_when_not_given(client):
     assert client.account_id("f" * 32) == "f" * 32
 
 
-def test_paging_reads_every_page_and_duplicates_are_an_error(standin, admin_key, sleeps):
-    client = iam.IamClient(admin_key, standin.url, page_size=2, sleep=sleeps.append)
+def test_paging_reads_every_page_and_duplicates_are_an_error(standin, canary, sleeps):
+    client = iam.IamClient(canary, standin.url, page_size=2, sleep=sleeps.append)
     ids = [client.result("create_service_id", account_id=ACCOUNT, name="same")["id"] for _index in range(5)]
     client.result("create_service_id", account_id=ACCOUNT, name="unique")
     assert len(client.list_service_ids(ACCOUNT)) == 6
@@ -152,8 +142,8 @@ def test_paging_reads_every_page_and_duplicates_are_an_error(standin, admin_key,
     assert any("pagetoken" in r["query"] for r in pages)
 
 
-def test_policy_and_api_key_paging(standin, admin_key):
-    client = iam.IamClient(admin_key, standin.url, page_size=2)
+def test_policy_and_api_key_paging(standin, canary):
+    client = iam.IamClient(canary, standin.url, page_size=2)
     sid = client.result("create_service_id", account_id=ACCOUNT, name="pager")
     from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.plan import policy_body
 
@@ -209,14 +199,14 @@ def test_token_claims_are_read_with_pyjwt_and_junk_is_no_claims():
 # --- the stand-in is strict where IAM is ---------------------------------------------------
 
 
-def test_standin_rejects_unknown_query_parameters(standin, admin_key):
-    response = requests.get(standin.url + "/v1/serviceids/", timeout=10, headers=bearer(standin, admin_key),
+def test_standin_rejects_unknown_query_parameters(standin, canary):
+    response = requests.get(standin.url + "/v1/serviceids/", timeout=10, headers=bearer(standin, canary),
                             params={"account_id": ACCOUNT, "bogus": "1"})
     assert response.status_code == 400 and "bogus" in response.json()["errors"][0]["message"]
 
 
-def test_standin_requires_json_bodies_and_required_fields(standin, admin_key):
-    headers = bearer(standin, admin_key)
+def test_standin_requires_json_bodies_and_required_fields(standin, canary):
+    headers = bearer(standin, canary)
     form = requests.post(standin.url + "/v1/serviceids/", timeout=10, headers=headers,
                          data={"account_id": ACCOUNT, "name": "x"})
     assert form.status_code == 415
@@ -228,8 +218,8 @@ def test_standin_requires_json_bodies_and_required_fields(standin, admin_key):
     assert policy.status_code == 400 and "control" in policy.text
 
 
-def test_standin_requires_a_bearer_token(standin, admin_key):
-    del admin_key
+def test_standin_requires_a_bearer_token(standin, canary):
+    del canary
     response = requests.get(standin.url + "/v1/serviceids/", timeout=10, params={"account_id": ACCOUNT})
     assert response.status_code == 401
     response = requests.get(standin.url + "/v1/serviceids/", timeout=10, params={"account_id": ACCOUNT},
