@@ -41,10 +41,17 @@ pytestmark = pytest.mark.cluster
 ROUTES = ("route.openshift.io", "v1", "routes")
 STREAMS = ("image.openshift.io", "v1", "imagestreams")
 BUILDS = ("build.openshift.io", "v1", "buildconfigs")
-CANARY_KEY = "CANARY-tls-key-9b41f0"
-PEM_CERT = "-----BEGIN CERTIFICATE-----\nMIIBcertificate\n-----END CERTIFICATE-----"
-PEM_CA = "-----BEGIN CERTIFICATE-----\nMIIBcaCertificate\n-----END CERTIFICATE-----"
-PEM_KEY = "-----BEGIN PRIVATE KEY-----\n%s\n-----END PRIVATE KEY-----" % CANARY_KEY
+
+
+def tls_pair(tmp_path, host, name="tls"):
+    """(certificate, key, canary): a real self-signed certificate for ``host`` and its key (openssl);
+    the canary is a line of the key that must never appear in output."""
+    cert, key = tmp_path / (name + ".crt"), tmp_path / (name + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=" + host,
+                    "-addext", "subjectAltName=DNS:" + host, "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    key_text = key.read_text()
+    return cert.read_text(), key_text, key_text.splitlines()[3]
 
 
 @pytest.fixture(scope="module")
@@ -161,36 +168,78 @@ def test_route_for_the_internal_registry_like_the_seed(openshift, ocp, audit, cu
     assert route["spec"]["host"] == expected_host
 
 
-def test_route_custom_host_certificates_redacted_and_updates(openshift, ocp, audit, unique_ns, core, custom):
+def test_route_custom_host_certificates_redacted_and_updates(openshift, ocp, audit, unique_ns, core, custom,
+                                                            tmp_path):
     namespace = unique_ns("reg")
     service(core, namespace, "registry")
     host = "registry-%s.example.com" % unique_ns.prefix.strip("-")[-12:]
+    cert_pem, key_pem, canary = tls_pair(tmp_path, host)
+    ca_pem = cert_pem
     args = {"namespace": namespace, "service": "registry", "hostname": host,
-            "tls": {"certificate": PEM_CERT, "key": PEM_KEY, "ca_certificate": PEM_CA}}
+            "tls": {"certificate": cert_pem, "key": key_pem, "ca_certificate": ca_pem}}
     runs = converge(ocp, audit, unique_ns.prefix, "ocp_registry_route", args, diff=True)
     assert runs["first"]["host"] == host and runs["first"]["admitted"] is True
     for label in ("check", "first", "second", "check_again"):
-        assert CANARY_KEY not in runs[label + "_stdout"], label
+        assert canary not in runs[label + "_stdout"], label
     tls = runs["first"]["diff"]["after"]["tls"]
     assert tls["key"] == "********" and tls["certificate"].startswith("sha256:")
     route = get_route(custom, namespace, "registry")
-    assert route["spec"]["tls"] == {"termination": "reencrypt", "certificate": PEM_CERT, "key": PEM_KEY,
-                                    "caCertificate": PEM_CA}
+    assert route["spec"]["tls"] == {"termination": "reencrypt", "certificate": cert_pem, "key": key_pem,
+                                    "caCertificate": ca_pem}
     assert route["spec"]["host"] == host
 
-    # A new key and another balance: one conditional patch, the diff says the key changed.
-    new_key = PEM_KEY.replace("9b41f0", "000000")
+    # A new key (and its certificate) and another balance: one conditional patch, the diff
+    # says the key changed.
+    new_cert, new_key, new_canary = tls_pair(tmp_path, host, "new")
     mark = audit.mark()
     played, result = ocp("ocp_registry_route", dict(args, balance="roundrobin",
-                                                    tls=dict(args["tls"], key=new_key)), diff=True)
+                                                    tls=dict(args["tls"], certificate=new_cert, key=new_key)),
+                         diff=True)
     assert played.rc == 0, played.stdout[-2000:]
     assert result["result"] == {"namespace": namespace, "name": "registry", "action": "updated"} and result["changed"] is True
     assert result["diff"]["after"]["tls"]["key"] == "******** (changed)"
     assert [w["verb"] for w in writes(audit, mark, unique_ns.prefix)] == ["patch"]
-    assert CANARY_KEY.replace("9b41f0", "000000") not in played.stdout
+    assert new_canary not in played.stdout
     route = get_route(custom, namespace, "registry")
     assert route["metadata"]["annotations"]["haproxy.router.openshift.io/balance"] == "roundrobin"
-    assert route["spec"]["tls"]["key"] == new_key and route["spec"]["tls"]["caCertificate"] == PEM_CA
+    assert route["spec"]["tls"]["key"] == new_key and route["spec"]["tls"]["caCertificate"] == ca_pem
+
+
+def test_router_standin_extended_validation_and_shared_hosts(openshift, ocp, unique_ns, core, custom, tmp_path):
+    """The router rejects certificates that do not match their key; one namespace may share a
+    host between paths, another namespace may not (the oldest route keeps it)."""
+    namespace = unique_ns("ev")
+    service(core, namespace)
+    host = "ev-%s.example.com" % unique_ns.prefix.strip("-")[-12:]
+    cert, _key, _canary = tls_pair(tmp_path, host)
+    _cert, other_key, canary = tls_pair(tmp_path, host, "other")
+    played, result = ocp("ocp_registry_route", {"namespace": namespace, "hostname": host, "wait_timeout": 30,
+                                                "tls": {"certificate": cert, "key": other_key}})
+    assert played.rc != 0 and "ExtendedValidationFailed" in result["msg"]
+    assert "private key does not match public key" in result["msg"] and canary not in played.stdout
+
+    shared = "shared-%s.example.com" % unique_ns.prefix.strip("-")[-12:]
+    other = unique_ns("other")
+    body = {"apiVersion": "route.openshift.io/v1", "kind": "Route",
+            "spec": {"host": shared, "to": {"kind": "Service", "name": "image-registry"}}}
+    for ns, name, path in ((namespace, "root", None), (namespace, "api", "/api"), (other, "thief", None)):
+        route = json.loads(json.dumps(body))
+        route["metadata"] = {"name": name}
+        if path:
+            route["spec"]["path"] = path
+        custom.create_namespaced_custom_object(ROUTES[0], ROUTES[1], ns, ROUTES[2], route)
+        time.sleep(1.1)  # creation timestamps have a resolution of one second
+    wait_admitted(custom, namespace, "root")
+    wait_admitted(custom, namespace, "api")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        ingress = (get_route(custom, other, "thief").get("status") or {}).get("ingress") or []
+        if ingress:
+            break
+        time.sleep(0.2)
+    (entry,) = ingress
+    assert (entry["conditions"][0]["status"], entry["conditions"][0]["reason"]) == ("False", "HostAlreadyClaimed")
+    assert entry["routerCanonicalHostname"] == "router-default." + DEFAULT_DOMAIN
 
 
 def test_route_wait_is_bounded_and_rejection_is_reported(openshift, ocp, audit, unique_ns, core):

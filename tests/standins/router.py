@@ -10,9 +10,13 @@ real router (openshift/router) reports it:
   the route; here it happens a moment later, so code must accept either.)
 * Each route gets one ``status.ingress`` entry for router ``default``: the host,
   ``routerCanonicalHostname``, ``wildcardPolicy`` and an ``Admitted`` condition.
-* Host claims work as in the router: the oldest route (creation time, then namespace
-  and name) claiming a host is admitted; newer ones are rejected with
-  ``Admitted=False``, reason ``HostAlreadyClaimed``.
+* Host claims work as in the router (``unique_host.go``): the oldest route (creation
+  time, then UID) claiming a host is admitted; newer ones in other namespaces, or in the
+  same namespace with the same path, are rejected with ``Admitted=False``, reason
+  ``HostAlreadyClaimed``. Routes of one namespace may share a host with different paths.
+* Extended validation (``extended_validator.go``, on by default): a route whose TLS
+  certificate, key or CA certificate does not parse, or whose key does not match its
+  certificate, is rejected with reason ``ExtendedValidationFailed``.
 * Routes in namespaces labelled ``router-standin.ibmcloud.registry/ignore=true`` (or
   listed in :attr:`RouterStandIn.ignored_namespaces`) are left alone, to test what
   happens when no router answers. The label works across processes (pytest-xdist
@@ -57,16 +61,49 @@ def _now() -> str:
 
 def _key(route: dict) -> tuple:
     meta = route["metadata"]
-    return (meta.get("creationTimestamp") or "", meta["namespace"], meta["name"])
+    return (meta.get("creationTimestamp") or "", meta.get("uid") or "")
 
 
-def desired_ingress(route: dict, claimed_by: dict | None, domain: str) -> dict:
+def certificate_problem(route: dict) -> str | None:
+    """Why the route's certificates fail the router's extended validation, or None."""
+    # Imported here: only routes with certificates need it.
+    from cryptography import x509  # pylint: disable=import-outside-toplevel
+    from cryptography.hazmat.primitives import serialization  # pylint: disable=import-outside-toplevel
+
+    tls = (route.get("spec") or {}).get("tls") or {}
+    certificate = None
+    for field in ("certificate", "caCertificate", "destinationCACertificate"):
+        if tls.get(field):
+            try:
+                loaded = x509.load_pem_x509_certificates(tls[field].encode())
+            except ValueError as exc:
+                return "spec.tls.%s: Invalid value: \"redacted %s data\": failed to parse certificate: %s" % (
+                    field, field, exc)
+            if field == "certificate":
+                certificate = loaded[0]
+    if tls.get("key"):
+        try:
+            key = serialization.load_pem_private_key(tls["key"].encode(), password=None)
+        except (ValueError, TypeError) as exc:
+            return "spec.tls.key: Invalid value: \"redacted key data\": failed to parse key: %s" % exc
+        if certificate is not None and key.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) != \
+                certificate.public_key().public_bytes(serialization.Encoding.DER,
+                                                      serialization.PublicFormat.SubjectPublicKeyInfo):
+            return "spec.tls.key: Invalid value: \"redacted key data\": private key does not match public key"
+    return None
+
+
+def desired_ingress(route: dict, claimed_by: dict | None, domain: str, invalid: str | None = None) -> dict:
     """The status.ingress entry this router reports for a route (without timestamps)."""
     meta, spec = route["metadata"], route.get("spec") or {}
     host = spec.get("host") or ""
     entry = {"host": host, "routerName": ROUTER_NAME, "routerCanonicalHostname": f"router-default.{domain}",
              "wildcardPolicy": spec.get("wildcardPolicy") or "None"}
-    if claimed_by is None:
+    if invalid:
+        entry["conditions"] = [{"type": "Admitted", "status": "False", "reason": "ExtendedValidationFailed",
+                                "message": invalid}]
+    elif claimed_by is None:
         entry["conditions"] = [{"type": "Admitted", "status": "True"}]
     else:
         other = claimed_by["metadata"]
@@ -125,10 +162,19 @@ class RouterStandIn:
                 writes += self._patch(meta, {"spec": {"host": host}})
                 continue  # admitted on the next pass, with the host the server holds
             host = spec["host"].lower()
-            claimed_by = owners.get(host)
-            if claimed_by is None:
-                owners[host] = route
-            wanted = desired_ingress(route, claimed_by, self.domain)
+            invalid = certificate_problem(route) if any(
+                (spec.get("tls") or {}).get(f) for f in ("certificate", "key", "caCertificate",
+                                                         "destinationCACertificate")) else None
+            claimed_by = None
+            if not invalid:
+                for owner in owners.get(host, []):
+                    same_namespace = owner["metadata"]["namespace"] == meta["namespace"]
+                    if not same_namespace or (owner.get("spec") or {}).get("path", "") == spec.get("path", ""):
+                        claimed_by = owner
+                        break
+                if claimed_by is None:
+                    owners.setdefault(host, []).append(route)
+            wanted = desired_ingress(route, claimed_by, self.domain, invalid)
             current = [e for e in (route.get("status") or {}).get("ingress") or []
                        if e.get("routerName") == ROUTER_NAME]
             if len(current) == 1 and _same(current[0], wanted):
