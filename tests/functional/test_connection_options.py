@@ -141,6 +141,7 @@ def role_tasks(prefix, ns):
         role("openshift_registry", {
             "openshift_registry_route_name": prefix + "route",
             "openshift_registry_route_host": prefix + "registry.example.com", "openshift_registry_route_wait": False,
+            "openshift_registry_access": "pull_secret",
             "openshift_registry_source_namespace": ns["source"], "openshift_registry_namespaces": [ns["openshift"]]}),
         role("openshift_images", {"openshift_images_namespace": ns["openshift"], "openshift_images_images": [
             {"source": "us.icr.io/team/app:1", "target": "app:1"}]}),

@@ -114,7 +114,7 @@ def tasks(ns, standin, node_dir, source_namespace):
         role("openshift_registry", "openshift_registry", {
             "openshift_registry_route_host": "registry-hygiene.example.com", "openshift_registry_route_wait": False,
             "openshift_registry_route_tls": {"certificate": PEM_CERT, "key": tls_key},
-            "openshift_registry_source_namespace": source_namespace,
+            "openshift_registry_source_namespace": source_namespace, "openshift_registry_access": "pull_secret",
             "openshift_registry_namespaces": [ns["openshift"]]}),
         role("openshift_registry failing", "openshift_registry", {
             "openshift_registry_route_termination": "passthrough",
