@@ -369,7 +369,7 @@ class TokenRegistries:
                       "# The module's Python with the icr.io names on loopback (token registry stand-in),\n"
                       "# every connect() traced.\n"
                       "exec unshare -m --propagation private /bin/sh -c '%s' ns %s %s "
-                      "strace -f -qq -A -e trace=connect -o %s %s \"$@\"\n"
+                      "strace -f -qq -A --seccomp-bpf -e trace=connect -o %s %s \"$@\"\n"
                       % (inner, hosts, resolv, trace, python))
         os.chmod(wrapper, 0o755)
         return wrapper
