@@ -512,7 +512,7 @@ def _iam_secret_task(service_id, ns, policy=True):
 def test_pods_pull_icr_io_names_through_the_token_registry(node_mirrors, node_plays, keys, core, namespaces,
                                                            node_cluster, tmp_path):
     regs = node_mirrors
-    minted, bare, nopolicy, deleted, entitled = (namespaces() for _ in range(5))
+    minted, bare, nopolicy, deleted, entitled = (namespaces() for _unused in range(5))
     # The collection mints the key: a service ID with a Reader policy, iam_pull_secret.
     sid = keys.service_id("pods")["name"]
     result = node_plays.run(_iam_secret_task(sid, minted))
