@@ -549,6 +549,7 @@ def test_pods_pull_icr_io_names_through_the_token_registry(node_mirrors, node_pl
     # containerd went to the stand-ins only, on loopback.
     assert regs.addresses[US] in targets and regs.addresses["token"] in targets, targets
     assert token_registry.off_loopback(targets) == [], targets
+    assert token_registry.off_loopback(node_plays.connects()) == []
     # The token service saw the minted key's service ID pull, and cp pull cp/busybox.
     granted = {(e["service"], e["username"], tuple(e["scopes"])) for e in regs.token.requests() if e["status"] == 200}
     assert (US, "iamapikey", ("repository:%s/busybox:pull" % TEAM,)) in granted
