@@ -56,17 +56,6 @@ BUILD_CONFIG = "hello"
 CANARY_IAM_KEY = "CANARY-site-ibmcloud-key-4e7d1c"
 
 
-# containerd_hosts role (cluster mode): kubernetes.core.k8s with apply=true sends a PATCH
-# for the DaemonSet on every run, even when nothing differs (the object's resourceVersion
-# stays the same: a no-op). Reported; remove this exception when the role skips it.
-KNOWN_NOOP_WRITES = ({"verb": "patch", "resource": "daemonsets", "namespace": "kube-system",
-                      "name": "ibmcloud-registry-containerd-hosts"},)
-
-
-def _known_noop(write: dict) -> bool:
-    return any(all(write.get(k) == v for k, v in known.items()) for known in KNOWN_NOOP_WRITES)
-
-
 def _events_since(log: audit_log.AuditLog, mark: int, user: str = "admin") -> list:
     return log.events(mark, user)
 
@@ -143,9 +132,8 @@ class Site:
     def marks(self) -> dict:
         return {host: log.mark() for host, log in self.audit.items()}
 
-    def writes(self, marks: dict, allow_noop: bool = False) -> dict:
-        return {host: [w for w in real_writes(self.audit[host], mark) if not (allow_noop and _known_noop(w))]
-                for host, mark in marks.items()}
+    def writes(self, marks: dict) -> dict:
+        return {host: real_writes(self.audit[host], mark) for host, mark in marks.items()}
 
 
 def host_tasks(result, host: str) -> list:
@@ -325,7 +313,7 @@ def test_second_run_changes_nothing(site):
     for host in site.infos:
         assert second.document["stats"][host]["changed"] == 0, changed_tasks(second, host)
         assert any(line == host + ": 0 object(s) changed" for line in debug_messages(second, host))
-    assert site.writes(marks, allow_noop=True) == {"site-a": [], "site-b": []}
+    assert site.writes(marks) == {"site-a": [], "site-b": []}
     assert site.iam.writes(iam_mark) == []
 
 
