@@ -13,7 +13,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import importlib
 import json
+import pkgutil
 import time
 
 import pytest
@@ -25,8 +27,6 @@ OPEN = "open bug found by tests/unit/fuzz; see the report in docs/hardening.md"
 
 def _find(name, part):
     # Same lookup as the fuzz tests (modules are being split), without the fixture.
-    import importlib
-    import pkgutil
     package = importlib.import_module("ansible_collections.ibmcloud.registry.plugins.module_utils." + part)
     for info in pkgutil.iter_modules(package.__path__):
         module = importlib.import_module(package.__name__ + "." + info.name)
