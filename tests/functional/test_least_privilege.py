@@ -278,6 +278,7 @@ class OpenshiftRegistryRoleCopies(Scenario):
     """The role with openshift_registry_access: pull_secret (copies of the credentials)."""
 
     name, job, namespaces, variants = "oscopy", "ocp-internal-pull-secret", 2, False
+    extra_jobs = (("ocp-registry-config", None),)  # the role always reads the registry Config
 
     def prepare(self, ctx, variant):
         ctx.flavour.project(ctx.api, variant.namespaces[0], "legacy", accounts=("default",))

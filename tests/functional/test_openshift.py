@@ -251,7 +251,7 @@ def test_route_wait_is_bounded_and_rejection_is_reported(openshift, ocp, audit, 
     assert played.rc != 0
     assert "was not admitted by a router within 2s" in result["msg"]
     assert result["changed"] is True  # the route was created; only admission is missing
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 100  # far below the default wait_timeout of 120 s, on a loaded machine too
 
     first, second = unique_ns("a"), unique_ns("b")
     host = "claimed-%s.example.com" % unique_ns.prefix.strip("-")[-12:]

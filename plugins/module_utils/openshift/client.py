@@ -134,6 +134,12 @@ class OpenShiftAPI:
         self._resources = {}
         self._rbac = None
 
+    def rbac(self):
+        """The typed RBAC client: rbac.authorization.k8s.io needs no discovery request."""
+        if self._rbac is None:
+            self._rbac = RbacAuthorizationV1Api(self.client.api_client)
+        return self._rbac
+
     def resource(self, api_version, kind):
         key = (api_version, kind)
         if key not in self._resources:
@@ -263,23 +269,17 @@ def wait_for_admission(api, name, namespace, timeout, first=None, poll=0.5, slee
 
 # --- RoleBindings (rbac.authorization.k8s.io, typed: no discovery request) ----------------
 
-def _rbac(api):
-    if api._rbac is None:  # pylint: disable=protected-access
-        api._rbac = RbacAuthorizationV1Api(api.client.api_client)  # pylint: disable=protected-access
-    return api._rbac  # pylint: disable=protected-access
-
-
 def list_role_bindings(api, namespace):
     """{name: RoleBinding dict} of one namespace (one LIST)."""
     items = api.client.list_json(describe_target("list", "RoleBinding", namespace),
-                                 _rbac(api).list_namespaced_role_binding, namespace=namespace)
+                                 api.rbac().list_namespaced_role_binding, namespace=namespace)
     return dict((item["metadata"]["name"], item) for item in items)
 
 
 def read_role_binding(api, namespace, name):
     try:
         return api.client.call_json(describe_target("get", "RoleBinding", namespace, name),
-                                    _rbac(api).read_namespaced_role_binding, name, namespace)
+                                    api.rbac().read_namespaced_role_binding, name, namespace)
     except KubeError as exc:
         if exc.status == 404:
             return None
@@ -288,7 +288,7 @@ def read_role_binding(api, namespace, name):
 
 def write_role_binding(api, step):
     """Do a plan_image_puller() step's write. KubeError 409 means: read again and replan."""
-    rbac, namespace, name = _rbac(api), step["namespace"], step["name"]
+    rbac, namespace, name = api.rbac(), step["namespace"], step["name"]
     write = step["write"]
     if write in ("delete", "recreate"):
         try:
