@@ -49,7 +49,8 @@ options:
     type: int
     default: 5
 requirements:
-  - ibm-platform-services >= 0.77.0 (with ibm-cloud-sdk-core)
+  - ibm-platform-services >= 0.77.1, < 1 (with ibm-cloud-sdk-core)
+  - PyJWT >= 2.11, < 3
 notes:
   - Check mode makes read requests to IAM only (and the token exchange); it never
     creates, changes or deletes anything in IAM.

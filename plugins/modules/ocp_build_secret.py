@@ -85,8 +85,6 @@ options:
     description: Seconds to wait for the service account if it does not exist yet.
     type: int
     default: 30
-requirements:
-  - openshift >= 0.13
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ibmcloud.registry.kube

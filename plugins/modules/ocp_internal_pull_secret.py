@@ -107,7 +107,6 @@ options:
     type: bool
     default: false
 requirements:
-  - openshift >= 0.13
   - jmespath >= 1.0
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options

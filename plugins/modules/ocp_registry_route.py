@@ -115,7 +115,6 @@ options:
     type: int
     default: 120
 requirements:
-  - openshift >= 0.13
   - jmespath >= 1.0
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options

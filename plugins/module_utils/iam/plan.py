@@ -421,23 +421,25 @@ def retired_until(key):
     return datetime.datetime.strptime(match.group(1), _STAMP).replace(tzinfo=datetime.timezone.utc)
 
 
-def plan_old_keys(keys, name, keep_ids, now, rotating, grace_seconds=0, blocked=False):
+def plan_old_keys(keys, name, new_id, held_ids, now, rotating, grace_seconds=0, blocked=False):
     """What happens to this collection's older keys for ``name``: {"delete", "retire", "wait"}.
 
-    ``keep_ids``: the key the secrets now hold and any key a secret still holds; never
-    touched. A rotation deletes the other keys, or with ``grace_seconds`` marks them for
-    deletion (``retire``). ``blocked``: a secret could not take the new key, so nothing is
-    deleted; a rotation still marks the older keys, so that the run that finally updates
-    every secret deletes them. Every run deletes the retired keys whose time has passed and
+    ``new_id``: the key the secrets now hold, never touched. ``held_ids``: older keys a
+    target secret still holds (it could not be updated, or was left alone): never deleted.
+    ``blocked``: a secret could not take the new key, so nothing is deleted at all.
+    A rotation deletes the older keys, or marks them for deletion (``retire``) when there
+    is a grace period or a key must stay for now - so that a later run, once no secret
+    holds them, deletes them. Every run deletes the retired keys whose time has passed and
     leaves the others (``wait``). Outside a rotation a key that is not retired is left alone.
     """
     plan = {"delete": [], "retire": [], "wait": []}
-    for key in keys_to_delete(keys, name, keep_ids):
+    for key in keys_to_delete(keys, name, [new_id]):
+        stays = blocked or key.get("id") in held_ids
         until = retired_until(key)
         if until is not None:
-            plan["delete" if until <= now and not blocked else "wait"].append(key)
+            plan["delete" if until <= now and not stays else "wait"].append(key)
         elif rotating:
-            plan["retire" if grace_seconds > 0 or blocked else "delete"].append(key)
+            plan["retire" if grace_seconds > 0 or stays else "delete"].append(key)
     return plan
 
 

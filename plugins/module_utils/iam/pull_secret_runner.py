@@ -347,13 +347,13 @@ class _PullSecretRun:
         # Too many different values to look up: assume each is an older key, keep them all.
         too_many = len(set(self.held[ns] for ns in behind)) > MAX_KEY_LOOKUPS
         blocked = bool(failed) or too_many
-        keep = set([key.get("id")])
+        held_ids = set()
         still_old = []
         for namespace in behind:
             details = None if too_many else self.details(self.held[namespace])
             if too_many or (details is not None and details.get("id") in old_ids):
                 still_old.append(namespace)
-                keep.add((details or {}).get("id"))
+                held_ids.add((details or {}).get("id"))
         if rotating and (failed or still_old):
             where = still_old or failed
             self.module.warn("rotation incomplete: %d of %d secrets could not take the new key (%s), so the "
@@ -361,7 +361,7 @@ class _PullSecretRun:
                              % (len(where), len(self.namespaces), ", ".join(where), self.key_name))
         now = datetime.datetime.now(datetime.timezone.utc)
         grace = self.params["rotation_grace_period"]
-        plan = plan_old_keys(ours, self.key_name, keep, now, rotating, grace, blocked=blocked)
+        plan = plan_old_keys(ours, self.key_name, key.get("id"), held_ids, now, rotating, grace, blocked=blocked)
         deleted = self.delete_keys(plan["delete"])
         retired = self.retire_keys(plan["retire"], now + datetime.timedelta(seconds=grace))
         return deleted, retired, still_old

@@ -232,37 +232,41 @@ def test_retired_description_round_trips_and_replaces_an_earlier_mark():
 
 def test_rotation_deletes_older_keys_at_once_without_grace():
     keys = [our_key("new"), our_key("old"), {"id": "foreign", "name": "c-key", "description": "by hand"}]
-    plan = ip.plan_old_keys(keys, "c-key", ["new"], NOW, rotating=True)
+    plan = ip.plan_old_keys(keys, "c-key", "new", [], NOW, rotating=True)
     assert [k["id"] for k in plan["delete"]] == ["old"] and plan["retire"] == [] and plan["wait"] == []
 
 
 def test_rotation_with_grace_retires_and_a_later_run_deletes_after_the_time():
     keys = [our_key("new"), our_key("old")]
-    plan = ip.plan_old_keys(keys, "c-key", ["new"], NOW, rotating=True, grace_seconds=60)
+    plan = ip.plan_old_keys(keys, "c-key", "new", [], NOW, rotating=True, grace_seconds=60)
     assert [k["id"] for k in plan["retire"]] == ["old"] and plan["delete"] == []
     retired = [our_key("new"), dict(our_key("old"), description=ip.retired_description(
         our_key("old")["description"], NOW + datetime.timedelta(seconds=60)))]
-    soon = ip.plan_old_keys(retired, "c-key", ["new"], NOW, rotating=False)
+    soon = ip.plan_old_keys(retired, "c-key", "new", [], NOW, rotating=False)
     assert [k["id"] for k in soon["wait"]] == ["old"] and soon["delete"] == []
-    late = ip.plan_old_keys(retired, "c-key", ["new"], NOW + datetime.timedelta(seconds=61), rotating=False)
+    late = ip.plan_old_keys(retired, "c-key", "new", [], NOW + datetime.timedelta(seconds=61), rotating=False)
     assert [k["id"] for k in late["delete"]] == ["old"]
 
 
 def test_outside_rotation_no_older_key_is_touched_and_a_held_key_is_kept():
     keys = [our_key("new"), our_key("old")]
-    assert ip.plan_old_keys(keys, "c-key", ["new"], NOW, rotating=False) == {"delete": [], "retire": [], "wait": []}
-    # A key a secret still holds is kept even in a rotation.
-    assert ip.plan_old_keys(keys, "c-key", ["new", "old"], NOW, rotating=True)["delete"] == []
+    assert ip.plan_old_keys(keys, "c-key", "new", [], NOW, rotating=False) == {"delete": [], "retire": [], "wait": []}
+    # A key a secret still holds is kept even in a rotation, marked for a later run; and
+    # a retired one it holds waits even after its time.
+    plan = ip.plan_old_keys(keys, "c-key", "new", ["old"], NOW, rotating=True)
+    assert plan["delete"] == [] and [k["id"] for k in plan["retire"]] == ["old"]
+    retired = [our_key("new"), dict(our_key("old"), description=ip.retired_description(ip.key_description(""), NOW))]
+    assert [k["id"] for k in ip.plan_old_keys(retired, "c-key", "new", ["old"], NOW, rotating=False)["wait"]] == ["old"]
 
 
 def test_blocked_rotation_deletes_nothing_but_marks_the_older_keys_for_the_run_that_finishes():
     keys = [our_key("new"), our_key("old")]
-    plan = ip.plan_old_keys(keys, "c-key", ["new"], NOW, rotating=True, blocked=True)
+    plan = ip.plan_old_keys(keys, "c-key", "new", [], NOW, rotating=True, blocked=True)
     assert plan["delete"] == [] and [k["id"] for k in plan["retire"]] == ["old"]
     retired = [our_key("new"), dict(our_key("old"), description=ip.retired_description(ip.key_description(""), NOW))]
-    assert [k["id"] for k in ip.plan_old_keys(retired, "c-key", ["new"], NOW, rotating=False,
+    assert [k["id"] for k in ip.plan_old_keys(retired, "c-key", "new", [], NOW, rotating=False,
                                               blocked=True)["wait"]] == ["old"]
-    assert [k["id"] for k in ip.plan_old_keys(retired, "c-key", ["new"], NOW, rotating=False)["delete"]] == ["old"]
+    assert [k["id"] for k in ip.plan_old_keys(retired, "c-key", "new", [], NOW, rotating=False)["delete"]] == ["old"]
 
 
 def test_grace_period_bounds():
