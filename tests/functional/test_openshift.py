@@ -443,7 +443,8 @@ def test_internal_pull_secret_from_both_dockercfg_shapes(openshift, ocp, audit, 
     first = runs["first"]
     assert first["server"] == host + ":5000"
     assert first["source"] == {"namespace": legacy_src, "service_account": "default", "secret": legacy["default"][0],
-                               "shape": "username-password", "route": "%s/image-registry" % legacy_src}
+                               "shape": "username-password", "token": "legacy",
+                               "route": "%s/image-registry" % legacy_src}
     assert [r["action"] for r in first["results"]] == ["created", "created"]
     token = legacy["default"][1]
     for namespace in targets:
