@@ -180,7 +180,7 @@ options:
         C(config_path) includes O(config_path), and warns when it does not.
       - V(set) also puts O(config_path) first in it (keeping other entries) and reports
         C(changed); containerd must then be restarted, which the role's handler does.
-        Only that value changes: comments, blank lines, quoting and the order of tables
+        Only that value changes - comments, blank lines, quoting and the order of tables
         are kept (tomlkit). A missing file is created, version 3 for containerd 2.x,
         else version 2.
       - The key is C(plugins.cri.registry.config_path) for config version 1,
@@ -188,7 +188,7 @@ options:
         (containerd 1.6 and 1.7; containerd 2.x migrates it when it reads the file) and
         C(plugins."io.containerd.cri.v1.images".registry.config_path) for versions 3 and 4
         (containerd 2.x; 2.4 writes version 4 and migrates 3 to it). A version 3 or 4 file
-        that sets the version 2 key gets a warning: containerd 2.x does not read it there.
+        that sets the version 2 key gets a warning, since containerd 2.x does not read it there.
       - A legacy C(registry.mirrors) table gives a warning; V(set) fails then, because
         containerd refuses C(config_path) together with C(mirrors).
     type: str

@@ -202,8 +202,8 @@ def cluster_vars(node_cluster, node_containerd, namespace, registries, **extra):
     return role_vars
 
 
-def test_cluster_mode_rolls_out_on_the_node_and_pods_pull_through_it(node_cluster, node_containerd, api,
-                                                                        namespaces, tmp_path):
+def test_cluster_mode_rolls_out_on_the_node_and_pods_pull_through_it(
+        node_cluster, node_containerd, api, namespaces, tmp_path):
     core = api["core"]
     namespace = namespaces()
     mirror = "mirror-%s.ibmreg.test" % secrets.token_hex(3)

@@ -138,8 +138,8 @@ def rollout(daemonset, pods, checksum, events=None):
         else:
             problems.append("node %s: pod %s is not ready (%s)" % (node, pod["metadata"]["name"], _pod_reason(pod)))
     if updated + old < desired:
-        problems.append("%d of %d nodes have no pod of DaemonSet %s" % (desired - updated - old, desired,
-                                                                         metadata.get("name")))
+        missing = desired - updated - old
+        problems.append("%d of %d nodes have no pod of DaemonSet %s" % (missing, desired, metadata.get("name")))
     failed_create = [e for e in events or [] if e.get("reason") == "FailedCreate"]
     if failed_create and (problems or not observed):
         latest = sorted(failed_create, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")[-1]

@@ -81,6 +81,7 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _CONFIGMAP_KEY_UNSAFE = re.compile(r"[^-._A-Za-z0-9]")
 _VERSION = re.compile(r"(?<![\w.])v?([0-9]+)\.([0-9]+)(?:\.([0-9]+))?")
 
+
 class ContainerdHostsError(ValueError):
     """Invalid options or files; the message names the option and what is wrong."""
 
@@ -439,7 +440,6 @@ def version_problems(spec, version):
             warnings.append("registry %s: %s sets dial_timeout, which containerd %s ignores "
                             "(2.0.7 or later)" % (spec["directory"], where, shown))
     return errors, warnings
-
 
 
 # --- one registry directory: what to do ----------------------------------------------------

@@ -102,8 +102,8 @@ def run(module):
     for name in to_prune:
         result["changed"] = True
         result["pruned"].append(name)
-        result["registries"].append({"name": name, "path": os.path.join(params["config_path"], name, plan.HOSTS_FILE),
-                                  "action": "deleted"})
+        path = os.path.join(params["config_path"], name, plan.HOSTS_FILE)
+        result["registries"].append({"name": name, "path": path, "action": "deleted"})
     if config_plan is not None:
         result["containerd_config"] = dict((k, v) for k, v in config_plan.items() if k != "text")
         result["config_path_ok"] = config_plan["ok"] or (config_plan["changed"] and not module.check_mode)
