@@ -30,7 +30,8 @@ from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
 from playbook import Runner
-from test_site import CANARY_IAM_KEY, IAM_NAMESPACE, Site, dockerconfig, failures, pull_refs
+from test_site import (CANARY_IAM_KEY, IAM_NAMESPACE, Site, changed_tasks, dockerconfig, failures, module_actions,
+                       pull_refs)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "tests", "standins"))
@@ -195,6 +196,6 @@ def test_two_site_runs_at_once_with_a_third_writer(cluster_site):
     marks, iam_mark = state.marks(), state.iam.mark()
     third = state.play("site")
     assert third.rc == 0, failures(third)
-    assert third.document["stats"][HOST]["changed"] == 0, third.document["stats"]
+    assert third.document["stats"][HOST]["changed"] == 0, (changed_tasks(third, HOST), module_actions(third, HOST))
     assert state.writes(marks) == {HOST: []}
     assert state.iam.writes(iam_mark) == []
