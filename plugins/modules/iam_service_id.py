@@ -85,13 +85,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-action:
-  description: What happened (or, in check mode, would happen) - created, updated, unchanged, deleted or absent.
-  returned: always
-  type: str
-  sample: created
 results:
-  description: The one item, as the many-namespace modules report them - C(name), C(id), C(action).
+  description:
+    - The one item, as the many-namespace modules report them - C(name), C(id), and C(action),
+      what happened (or, in check mode, would happen) - created, updated, unchanged, deleted or absent.
   returned: always
   type: list
   elements: dict

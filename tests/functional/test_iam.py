@@ -362,7 +362,7 @@ def test_duplicate_service_id_names_fail_with_their_ids_and_id_chooses(plays, st
     assert all(sid in result["sid"]["msg"] for sid in ids) and "choose one by its ID" in result["sid"]["msg"]
     chosen = plays.run([{"name": "sid", "ibmcloud.registry.iam_service_id": {
         "name": "twin", "id": ids[1], "description": "d"}}], diff=True)
-    assert chosen.rc == 0 and chosen["sid"]["action"] == "updated"
+    assert chosen.rc == 0
     assert chosen["sid"]["results"] == [{"namespace": None, "name": "twin", "id": ids[1], "action": "updated"}]
     assert "outcome" not in chosen["sid"]
     assert chosen["sid"]["diff"] == {"before": {"name": "twin", "description": ""},
@@ -377,12 +377,12 @@ def test_service_id_absent_removes_it_with_its_keys(plays, standin, unique_ns, c
     assert check["sid"]["changed"] is True and len(standin.snapshot()["service_ids"]) == 1
     gone = plays.run([{"name": "sid", "ibmcloud.registry.iam_service_id": {
         "name": "c6-team-id", "state": "absent"}}])
-    assert gone["sid"]["action"] == "deleted" and gone["sid"]["counts"]["deleted"] == 1
+    assert gone["sid"]["results"][0]["action"] == "deleted" and gone["sid"]["counts"]["deleted"] == 1
     assert [k["name"] for k in gone["sid"]["api_keys"]] == ["c6-team-key"]
     assert standin.snapshot() == {"service_ids": [], "api_keys": [], "policies": []}
     again = plays.run([{"name": "sid", "ibmcloud.registry.iam_service_id": {
         "name": "c6-team-id", "state": "absent"}}])
-    assert again["sid"]["changed"] is False and again["sid"]["action"] == "absent"
+    assert again["sid"]["changed"] is False and again["sid"]["results"][0]["action"] == "absent"
 
 
 def test_a_secret_holding_a_key_iam_does_not_know_gets_a_new_key(plays, standin, unique_ns, core):

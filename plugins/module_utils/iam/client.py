@@ -349,7 +349,7 @@ class IamClient:
             return token_claims(self._retrying("token", manager.request_token, {}).get("access_token"))
         except IamError as exc:
             # The hint about ibmcloud_api_key is for the caller's key, not this one.
-            detail = str(exc).split("; check ibmcloud_api_key")[0]
+            detail = str(exc).split("; check ibmcloud_api_key", maxsplit=1)[0]
             raise IamError("the new API key could not log in: %s" % detail, status=exc.status,
                            transaction_id=exc.transaction_id, operation="token")
 

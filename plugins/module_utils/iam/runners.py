@@ -128,9 +128,10 @@ def run_iam_service_id(module):
             after = _service_id_diff(record)
     except IamError as exc:
         _fail(module, exc)
-    # One object, one item: the same results/counts shape as the many-namespace modules.
+    # One object, one item: the same results/counts shape as the many-namespace modules
+    # (a top-level "action" would be overwritten by Ansible with the module's name).
     entry = results.item(None, params["name"], action, id=(record or {}).get("id"))
-    result.update(changed=action in results.CHANGING, action=action, results=[entry],
+    result.update(changed=action in results.CHANGING, results=[entry],
                   counts=results.count([entry]), service_id=service_id_summary(record),
                   diff=dict(before=before, after=after))
     module.exit_json(**result)
