@@ -54,7 +54,7 @@ def stop(state_dir: str) -> int:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return 0
-    for _ in range(100):
+    for _attempt in range(100):
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
