@@ -29,7 +29,7 @@ settings.register_profile(
     "ibmreg-fuzz",
     derandomize=os.environ.get("IBMREG_FUZZ_RANDOM") != "1",
     database=None,
-    max_examples=int(os.environ.get("IBMREG_FUZZ_EXAMPLES", "60")),
+    max_examples=int(os.environ.get("IBMREG_FUZZ_EXAMPLES", "50")),
     # Time bound per input: a parser that needs more than this on a small input has a
     # pathological case (backtracking regex, quadratic loop).
     deadline=datetime.timedelta(milliseconds=int(os.environ.get("IBMREG_FUZZ_DEADLINE_MS", "2000"))),
