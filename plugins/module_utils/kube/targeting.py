@@ -51,9 +51,11 @@ SYSTEM_NAMESPACE_PATTERNS = (
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# Matched against a stripped term, and the spaces before an operator are in each
+# alternative: two adjacent runs of \s would backtrack quadratically on long inputs.
 _SELECTOR_TERM = re.compile(
-    r"^\s*(!?[A-Za-z0-9][-A-Za-z0-9_./]*)\s*"
-    r"((==?|!=)\s*[A-Za-z0-9_.-]*|\s+(in|notin)\s+\([^()]*\))?\s*$"
+    r"^(!?[A-Za-z0-9][-A-Za-z0-9_./]*)"
+    r"(\s*(==?|!=)\s*[A-Za-z0-9_.-]*|\s+(in|notin)\s+\([^()]*\))?$"
 )
 
 
@@ -92,7 +94,7 @@ def validate_target_params(params, required=True):
         if problem:
             errors.append("namespaces: %s" % problem)
     for term in _selector_terms(params.get("namespace_selector")):
-        if not _SELECTOR_TERM.match(term):
+        if not _SELECTOR_TERM.match(term.strip()):
             errors.append("namespace_selector: %r is not a valid label selector term" % term)
     return errors
 

@@ -158,7 +158,7 @@ def decode_secret(secret_type, data, where):
         raise DockerConfigError("%s has no %s key" % (where, key))
     try:
         document = json.loads(base64.b64decode(encoded).decode("utf-8"))
-    except (ValueError, TypeError, UnicodeDecodeError):
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError):
         raise DockerConfigError("%s: %s is not valid base64-encoded JSON" % (where, key))
     if not isinstance(document, dict):
         raise DockerConfigError("%s: %s is not a JSON object" % (where, key))
@@ -166,6 +166,9 @@ def decode_secret(secret_type, data, where):
         document = {"auths": document}
     if not isinstance(document.get("auths"), dict):
         raise DockerConfigError("%s: %s has no \"auths\" object" % (where, key))
+    for server, entry in document["auths"].items():
+        if not isinstance(entry, dict):
+            raise DockerConfigError("%s: %s: the entry for %s is not an object" % (where, key, server))
     return document
 
 

@@ -66,10 +66,6 @@ def own_errors():
 # strict xfail turns that into a failure, and the entry here and the marker go.
 KNOWN_BUGS = (
     # (function of the collection where the exception is raised, type, message)
-    # dockerconfig: decode_secret accepts an "auths" entry that is not a JSON object;
-    # credentials() and redact() (so fingerprint(), diffs, IAM's key lookup) fail on it.
-    ("credentials", AttributeError, r"object has no attribute 'get'"),
-    ("redact", AttributeError, r"object has no attribute 'items'"),
     # containerd config.toml: values of the wrong type.
     ("config_version", TypeError, r"unhashable type"),
     ("_paths_in", AttributeError, r"has no attribute 'split'"),
