@@ -13,11 +13,11 @@ export PATH := $(VENV)/bin:$(PATH)
 
 # Build tools for kube-apiserver (tests/cluster/build-k8s.sh), etcd, the containerd and
 # registry stand-ins, the node cluster's runc, CNI plugins, pause image (gcc -static) and
-# app image (busybox-static), and what the scripts call. `make` must be there to read this file.
+# app image (busybox-static), and what the scripts call (strace: the egress tests). `make` must be there to read this file.
 DEBIAN_PACKAGES := golang-go rsync etcd-server etcd-client golang-github-modern-go-reflect2-dev \
 	jq containerd docker-registry skopeo apache2-utils make openssl git python3-venv \
 	runc containernetworking-plugins busybox-static gcc libc6-dev util-linux \
-	shellcheck
+	shellcheck strace
 
 # pytest exits 5 when it collected no test: not a failure here.
 PYTEST_OK := || test $$? -eq 5

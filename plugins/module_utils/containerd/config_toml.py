@@ -46,7 +46,8 @@ STALE_TABLES = {3: CONFIG_REGISTRY_TABLES[2], 4: CONFIG_REGISTRY_TABLES[2]}
 
 def config_version(document):
     version = document.get("version", 1)
-    if version not in CONFIG_REGISTRY_TABLES:
+    # bool is an int: `version = true` is not version 1.
+    if not isinstance(version, int) or isinstance(version, bool) or version not in CONFIG_REGISTRY_TABLES:
         raise ContainerdHostsError("containerd config version %r is not supported (1 to 4)" % (version,))
     return version
 
@@ -60,7 +61,9 @@ def _dig(document, keys):
 
 
 def _paths_in(config_path_value):
-    return [os.path.normpath(p) for p in (config_path_value or "").split(":") if p]
+    if not isinstance(config_path_value, str):
+        return []  # not a path list containerd would use: reported as not pointing here
+    return [os.path.normpath(p) for p in config_path_value.split(":") if p]
 
 
 def _key_name(keys):

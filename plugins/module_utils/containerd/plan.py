@@ -322,6 +322,8 @@ def parse_toml(text, where=HOSTS_FILE):
         return toml_reader.loads(text)
     except toml_reader.TOMLDecodeError as exc:
         raise ContainerdHostsError("%s is not valid TOML: %s" % (where, exc))
+    except RecursionError:
+        raise ContainerdHostsError("%s is not valid TOML: nested too deeply" % where)
 
 
 def render_spec(spec):

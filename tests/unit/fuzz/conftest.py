@@ -66,9 +66,6 @@ def own_errors():
 # strict xfail turns that into a failure, and the entry here and the marker go.
 KNOWN_BUGS = (
     # (function of the collection where the exception is raised, type, message)
-    # containerd config.toml: values of the wrong type.
-    ("config_version", TypeError, r"unhashable type"),
-    ("_paths_in", AttributeError, r"has no attribute 'split'"),
 )
 
 

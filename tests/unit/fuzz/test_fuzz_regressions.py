@@ -1,9 +1,9 @@
 # -*- coding: utf-8 -*-
 """Plain regression tests for what the fuzzing found (one example each).
 
-Each bug still open is marked ``xfail(strict=True)`` and listed in conftest.KNOWN_BUGS:
-when the owner fixes it, the test passes, strict xfail reports that as a failure, and the
-marker and the KNOWN_BUGS entry are removed together. The property each test states is
+All the bugs found so far are fixed; a new one is marked ``xfail(strict=True)`` and
+listed in conftest.KNOWN_BUGS until it is fixed: then the test passes, strict xfail
+reports that as a failure, and the marker and the KNOWN_BUGS entry are removed together. The property each test states is
 the one of the fuzz tests: a parser raises only the collection's own error types, within
 a bounded time.
 """
@@ -21,8 +21,6 @@ import time
 import pytest
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets import dockerconfig
-
-OPEN = "open bug found by tests/unit/fuzz; see the report in docs/hardening.md"
 
 
 def _find(name, part):
@@ -58,20 +56,17 @@ def test_deeply_nested_json_is_a_dockerconfig_error():
         dockerconfig.decode_secret(dockerconfig.DOCKERCONFIGJSON_TYPE, data, "Secret ns/s")
 
 
-@pytest.mark.xfail(strict=True, reason=OPEN + ": deeply nested TOML raises RecursionError")
 def test_deeply_nested_toml_is_a_containerd_hosts_error():
     with pytest.raises(_find("ContainerdHostsError", "containerd")):
         _find("parse_toml", "containerd")("a = " + "[" * 100000)
 
 
-@pytest.mark.xfail(strict=True, reason=OPEN + ": config.toml version of another type raises TypeError")
 def test_config_toml_version_that_is_a_list_is_a_containerd_hosts_error():
     observed = {"path": "/etc/containerd/config.toml", "exists": True, "text": "version = [2]\n", "mode": 0o644}
     with pytest.raises(_find("ContainerdHostsError", "containerd")):
         _find("plan_config", "containerd")(observed, "/etc/containerd/certs.d", "check", None)
 
 
-@pytest.mark.xfail(strict=True, reason=OPEN + ": config_path that is not a string raises AttributeError")
 def test_config_path_that_is_not_a_string_is_reported():
     document = {"version": 2, "plugins": {"io.containerd.grpc.v1.cri": {"registry": {"config_path": 5}}}}
     try:
