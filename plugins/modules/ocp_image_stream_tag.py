@@ -23,7 +23,7 @@ description:
     C(community.okd.openshift_import_image), which always reports a change). A
     changed tag is written without its C(generation), so OpenShift keeps the tag's
     generation and imports again only when the source (or the import mode) changed;
-    O(reimport) sends C(generation: 0), which makes it import again in any case.
+    O(reimport) sends C(generation) 0, which makes it import again in any case.
   - Each tag's result reports the import as OpenShift records it in the stream's
     C(status.tags) (the newest image, or the C(ImportSuccess=False) condition with its
     reason); O(wait) waits for it and fails the task when an import fails.
@@ -102,7 +102,7 @@ options:
   reimport:
     description:
       - Import the images again now, even when their spec tags are as asked - the tags
-        are sent with C(generation: 0) (what C(oc import-image) does), so the task
+        are sent with C(generation) 0 (what C(oc import-image) does), so the task
         always reports them V(updated).
     type: bool
     default: false

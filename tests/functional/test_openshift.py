@@ -169,7 +169,7 @@ def test_route_for_the_internal_registry_like_the_seed(openshift, ocp, audit, cu
 
 
 def test_route_custom_host_certificates_redacted_and_updates(openshift, ocp, audit, unique_ns, core, custom,
-                                                            tmp_path):
+                                                             tmp_path):
     namespace = unique_ns("reg")
     service(core, namespace, "registry")
     host = "registry-%s.example.com" % unique_ns.prefix.strip("-")[-12:]

@@ -159,7 +159,7 @@ def test_rotate_api_key_playbook_logs_in_with_the_new_key_before_deleting_the_ol
 
 
 def test_grace_period_keeps_the_old_key_valid_and_a_later_run_deletes_it(plays, standin, audit, core,
-                                                                           unique_ns):
+                                                                         unique_ns):
     namespaces = [unique_ns("a")]
     _sid, old_value = setup(plays, core, "grace", namespaces)
     old_id = iam_tests.key_id_of(standin, old_value)

@@ -155,7 +155,7 @@ def run_ocp_registry_route(module):
     if host is None and not module.check_mode and params["wait"]:
         try:
             host, router, after = ocp_client.wait_for_admission(api, name, namespace,
-                                                         params["wait_timeout"], first=after)
+                                                                params["wait_timeout"], first=after)
         except (KubeError, ocp.OpenShiftError) as exc:
             module.fail_json(msg=str(exc), **result)
     if result["changed"]:
@@ -355,7 +355,7 @@ def run_ocp_internal_pull_secret(module):
     problem = ocp_client.missing_api_message("ocp_internal_pull_secret", groups, needed)
     if problem is None and flavour == ocp_client.KUBERNETES:
         problem = ocp_client.missing_api_message("ocp_internal_pull_secret", groups,
-                                          ["image.openshift.io"])
+                                                 ["image.openshift.io"])
     if problem:
         module.fail_json(msg=problem, flavour=flavour)
     api = ocp_client.OpenShiftAPI(client)
@@ -590,7 +590,7 @@ def run_ocp_image_stream_tag(module):
                 diff_after[key] = ocp.tag_view(new or wanted)
             if params["wait"] and not module.check_mode and imported and imported["state"] != "imported":
                 not_imported.append("%s/%s (%s)" % (namespace, label, _import_problem(imported,
-                                                                                     params["wait_timeout"])))
+                                                                                      params["wait_timeout"])))
     diff = {"before": diff_before, "after": diff_after}
     if not_imported:
         module.fail_json(msg="Spec tags written, but not imported: %s" % "; ".join(not_imported),

@@ -149,7 +149,7 @@ def test_parse_toml_raises_only_its_error(fuzz, text):
 
 
 @given(text=st.text(max_size=40) | st.builds("containerd github.com/containerd/containerd/v2 v{}.{}.{} x".format,
-                                              st.integers(0, 10 ** 6), st.integers(0, 99), st.integers(0, 99)))
+                                             st.integers(0, 10 ** 6), st.integers(0, 99), st.integers(0, 99)))
 def test_parse_version(fuzz, text):
     version = fuzz.find("containerd", "parse_version")(text)
     assert version is None or (len(version) == 3 and all(isinstance(p, int) for p in version))
@@ -167,7 +167,7 @@ def test_registry_and_url_checks(fuzz, registry, url):
     "prefix": REGISTRIES, "server": URLS | HOSTNAMES,
     "mirrors": st.lists(st.fixed_dictionaries({}, optional=dict(SETTING_VALUES, host=HOSTNAMES | URLS,
                                                                 header=SETTING_VALUES["headers"])), max_size=2)})
-    | TOML_VALUES, max_size=3), prune=st.booleans())
+                        | TOML_VALUES, max_size=3), prune=st.booleans())
 def test_kubespray_translation_and_cluster_bundle(fuzz, entries, prune):
     registries = fuzz.call(fuzz.find("containerd", "from_kubespray"), entries)
     if registries is not None:

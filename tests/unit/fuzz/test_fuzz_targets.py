@@ -39,7 +39,7 @@ def test_namespace_name_check_matches_the_kubernetes_rule(fuzz, name):
 
 
 @given(namespaces=st.none() | st.lists(NAMES, max_size=3), selector=st.none() | st.lists(SELECTOR_TEXT | st.text(max_size=16),
-                                                                                      max_size=3),
+                                                                                         max_size=3),
        all_namespaces=st.booleans(), required=st.booleans())
 def test_target_options_give_messages_only(fuzz, namespaces, selector, all_namespaces, required):
     params = {"namespaces": namespaces, "namespace_selector": selector, "all_namespaces": all_namespaces,
@@ -50,7 +50,7 @@ def test_target_options_give_messages_only(fuzz, namespaces, selector, all_names
 
 
 @given(names=st.lists(NAMES, max_size=6), exclude=st.lists(st.text("ab*?[]!-", max_size=6) | st.text(max_size=6),
-                                                            max_size=3), system=st.booleans())
+                                                           max_size=3), system=st.booleans())
 def test_exclude_globs(fuzz, names, exclude, system):
     kept = fuzz.call(fuzz.find("kube", "filter_namespaces"), names,
                      {"exclude_namespaces": exclude, "include_system_namespaces": system})
@@ -162,7 +162,7 @@ REF_NAMES = st.sampled_from(["default-dockercfg-a", "builder-dockercfg-b", "defa
     "creationTimestamp": st.sampled_from(["2026-01-01T00:00:00Z", "2025-01-01T00:00:00Z"]),
     "annotations": st.dictionaries(st.sampled_from(["kubernetes.io/service-account.name", "a"]),
                                    st.sampled_from(["default", "builder"]) | st.text(max_size=4), max_size=2)})}),
-    max_size=4),
+                        max_size=4),
        account=st.fixed_dictionaries({}, optional={
            "imagePullSecrets": st.lists(st.fixed_dictionaries({}, optional={"name": REF_NAMES}), max_size=3),
            "secrets": st.lists(st.fixed_dictionaries({}, optional={"name": REF_NAMES, "namespace": REF_NAMES}),
@@ -173,7 +173,7 @@ def test_dockercfg_secret_choice(fuzz, secrets, account):
 
 
 @given(value=st.none() | st.text(max_size=40) | st.sampled_from(["5", "-1", "1e400", "nan", "inf", "-inf", "0x10",
-                                                                  "Wed, 21 Oct 2015 07:28:00 GMT", "Wed, 99 Foo"]),
+                                                                 "Wed, 21 Oct 2015 07:28:00 GMT", "Wed, 99 Foo"]),
        attempt=st.integers(0, 40))
 def test_retry_after_is_a_bounded_delay(fuzz, value, attempt):
     delay = fuzz.find("common", "retry_delay")({"Retry-After": value}, attempt, 0.2, 5.0, 30.0)

@@ -44,7 +44,7 @@ def test_missing_api_message_plain_kubernetes_says_not_openshift():
 
 def test_missing_api_message_openshift3_has_no_operator():
     message = ocp_client.missing_api_message("ocp_registry_config", OCP3_GROUPS,
-                                      ["imageregistry.operator.openshift.io"])
+                                             ["imageregistry.operator.openshift.io"])
     assert "OpenShift 3.11, which has no image registry operator" in message
 
 
@@ -203,7 +203,7 @@ def test_wait_for_admission_polls_until_admitted():
     api = FakeAPI([pending, existing_route()])
     clock = iter(range(100))
     host, router, route = ocp_client.wait_for_admission(api, "image-registry", "ns", 30, sleep=lambda s: None,
-                                                 clock=lambda: next(clock))
+                                                        clock=lambda: next(clock))
     assert host.startswith("image-registry-") and router == "default" and route["status"]["ingress"]
     assert api.gets == 2
 
@@ -214,7 +214,7 @@ def test_wait_for_admission_is_bounded_and_says_why():
     ticks = iter([0, 1, 2, 3, 11, 12])
     with pytest.raises(ocp.OpenShiftError, match="not admitted by a router within 10s"):
         ocp_client.wait_for_admission(FakeAPI([pending]), "r", "ns", 10, sleep=lambda s: None,
-                               clock=lambda: next(ticks))
+                                      clock=lambda: next(ticks))
 
 
 def test_wait_for_admission_reports_rejection():
