@@ -36,7 +36,7 @@ import pytest
 from containerd.containerd_lab import Registry, make_pki, missing_binaries
 from playbook import collections_path
 from test_site import CANARY_IAM_KEY, HOSTS, failures  # noqa: F401  pylint: disable=unused-import
-from test_site import site  # noqa: F401  pylint: disable=unused-import  (the fixture)
+from test_site import site  # noqa: F401  pylint: disable=unused-import  # the fixture
 
 pytestmark = pytest.mark.cluster
 

@@ -97,7 +97,7 @@ def test_iam_option_checks(fuzz, roles, regions, namespaces, account):
     assert problem is None or isinstance(problem, str)
 
 
-@given(namespace=st.text("abz09-", min_size=1, max_size=10).filter(lambda n: DNS_LABEL.match(n)),
+@given(namespace=st.text("abz09-", min_size=1, max_size=10).filter(DNS_LABEL.match),
        stream=st.text("abz09", min_size=1, max_size=10), tag=st.none() | st.text("abZ09_.-", min_size=1, max_size=12)
        .filter(lambda t: t[0] not in ".-"))
 def test_target_round_trip(fuzz, namespace, stream, tag):
