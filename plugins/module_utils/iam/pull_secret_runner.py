@@ -51,6 +51,7 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.plan import 
     utc_stamp,
     value_fingerprint,
 )
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import find_named
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.plan import is_managed
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (
     KubeError,
@@ -62,7 +63,6 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.run
     fail_on_errors,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import (
-    find_named,
     object_name_error,
     resolve_namespaces,
 )

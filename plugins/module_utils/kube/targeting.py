@@ -18,12 +18,9 @@ import fnmatch
 import re
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import ArgumentSpec
-# find_named and map_bounded live in client.py; other parts still import them from here.
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (  # noqa: F401  pylint: disable=unused-import
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (
     KubeError,
     describe_target,
-    find_named,
-    map_bounded,
 )
 
 

@@ -37,7 +37,7 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift.plan i
     dig,
     route_admission,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.plan import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (
     CONFLICT_RETRIES,
     MERGE_PATCH,
 )

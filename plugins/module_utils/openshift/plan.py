@@ -27,7 +27,7 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.doc
     decode_secret,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.common.redaction import REDACTED
-from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.plan import (
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
 )

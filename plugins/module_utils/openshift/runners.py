@@ -28,7 +28,7 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client impo
     get_kube_client,
     validate_kube_params,
 )
-from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.plan import CONFLICT_RETRIES
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import CONFLICT_RETRIES, map_bounded
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.runners import (
     common_errors,
     ensure_secret_and_links,
@@ -39,7 +39,6 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.service_acc
     missing_secrets,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import (
-    map_bounded,
     namespace_name_error,
     object_name_error,
     resolve_namespaces,

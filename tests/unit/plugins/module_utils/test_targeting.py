@@ -6,6 +6,7 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import targeting as t
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import map_bounded
 
 
 def params(**kw):
@@ -54,8 +55,8 @@ def test_explicit_namespaces_are_used_as_given_without_duplicates():
 
 
 def test_map_bounded_keeps_order():
-    assert t.map_bounded(lambda x: x * 2, range(50), 8) == [x * 2 for x in range(50)]
-    assert t.map_bounded(lambda x: x, [], 8) == []
+    assert map_bounded(lambda x: x * 2, range(50), 8) == [x * 2 for x in range(50)]
+    assert map_bounded(lambda x: x, [], 8) == []
 
 
 @pytest.mark.parametrize("name,ok", [("all-icr-io", True), ("a.b", True), ("UPPER", False), ("", False),
