@@ -161,8 +161,13 @@ def run_probe(copy, site_vars):
     vars_file = copy / "vars.yml"
     vars_file.write_text(yaml.safe_dump(site_vars), encoding="utf-8")
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_HOME=str(copy / ".ansible"))
+    # The script, not `python -m ansible playbook`: under ansible-test units the ansible
+    # package on sys.path has no entry-point metadata.
+    playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    if not os.path.exists(playbook):
+        playbook = shutil.which("ansible-playbook")
     return subprocess.run(
-        [sys.executable, "-m", "ansible", "playbook", "-i", "localhost,", str(copy / "playbooks" / "probe.yml"),
+        [playbook, "-i", "localhost,", str(copy / "playbooks" / "probe.yml"),
          "-e", "@%s" % vars_file, "-e", "ansible_python_interpreter=%s" % sys.executable],
         capture_output=True, text=True, env=env, timeout=300, check=False)
 
