@@ -238,7 +238,7 @@ def test_no_canary_leaves_any_role_in_check_mode_or_for_real(reliability_cluster
                     minted.add(entry["password"])
     assert len(minted) == 1 and not minted & set(CANARIES.values())
     hosts = core.read_namespaced_secret("ibmcloud-registry-containerd-hosts", ns["containerd"])
-    assert hosts.type == "Opaque" and set(hosts.data) == {"hygiene.example.com.hosts.toml"}
+    assert hosts.type == "Opaque" and set(hosts.data) == {"hygiene.example.com.hosts.toml", "manifest"}  # manifest: the directories the init container writes
     assert set(hosts.metadata.annotations or {}) == {"ibmcloud.registry/hosts-checksum"}
     assert [c.metadata.name for c in core.list_namespaced_config_map(ns["containerd"]).items
             if c.metadata.name.startswith("ibmcloud-registry")] == []   # the header never went to a ConfigMap
