@@ -18,7 +18,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache_root=${IBMREG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ibmcloud-registry}
 mkdir -p "$cache_root"
 
-# Builds share 2 cores with everything else on the machine.
+# Builds share 2 cores with the other make test steps, at normal priority: the functional
+# tests wait for these binaries, so the build is the longer branch of a cold run.
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 [ -n "${GOTOOLCHAIN_PIN:-}" ] && export GOTOOLCHAIN=$GOTOOLCHAIN_PIN
 
@@ -51,7 +52,7 @@ build() {  # component version binary...
     for p in "${pkgs[@]}"; do
       local name=${p##*/}
       [ "$comp" = etcd ] && name=etcd
-      (cd "$here/gobuild/$comp" && nice -n 10 go build -trimpath -tags "$tags" \
+      (cd "$here/gobuild/$comp" && go build -trimpath -tags "$tags" \
          -ldflags "$ldflags" -o "$out.tmp/$name" "$p") >&2
     done
     mkdir -p "$out"
