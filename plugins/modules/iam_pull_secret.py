@@ -102,48 +102,12 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  regions:
-    description:
-      - IAM regions whose registry domains the secret covers, for example V(us-south)
-        (C(us.icr.io)) or V(global) (C(icr.io)); V(all) for every region, as in C(all-icr-io).
-    type: list
-    elements: str
-    default: [all]
-  endpoints:
-    description:
-      - Which domains of each region - V(public) (C(us.icr.io)), V(private)
-        (C(private.us.icr.io)), or both.
-    type: list
-    elements: str
-    choices: [public, private]
-    default: [public, private]
-  email:
-    description:
-      - Email stored with each registry entry. Registries ignore it; some tools expect it.
-    type: str
-  service_accounts:
-    description:
-      - Service accounts in each target namespace that reference the secret in
-        C(imagePullSecrets), for example V(default).
-    type: list
-    elements: str
-    default: []
-  service_account_timeout:
-    description:
-      - Seconds to wait for a service account that does not exist yet.
-    type: int
-    default: 30
-  force:
-    description:
-      - With O(state=present), overwrite an existing secret whose content cannot be
-        parsed. With O(state=absent), delete secrets that this collection did not create.
-    type: bool
-    default: false
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ibmcloud.registry.kube
   - ibmcloud.registry.targeting
   - ibmcloud.registry.ibmcloud_auth
+  - ibmcloud.registry.pull_secret
 attributes:
   check_mode:
     support: full
@@ -301,7 +265,7 @@ service_accounts:
   elements: dict
 """
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import ICR_ENDPOINTS
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.runners import pull_secret_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.client import iam_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.pull_secret_runner import (
     DEFAULT_SECRET_NAME,
@@ -313,7 +277,7 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting i
 
 def argument_spec():
     """The options documented above: shared groups (each with its doc fragment), then this module's own."""
-    return kube_argument_spec().merge(target_argument_spec()).merge(iam_argument_spec()).add(
+    return kube_argument_spec().merge(target_argument_spec()).merge(iam_argument_spec()).merge(pull_secret_argument_spec()).add(
         service_id=dict(type="str", required=True),
         api_key_name=dict(type="str"),
         api_key_description=dict(type="str", no_log=False),
@@ -321,12 +285,6 @@ def argument_spec():
         rotation_grace_period=dict(type="int", default=0),
         replace_existing=dict(type="bool", default=False),
         name=dict(type="str", default=DEFAULT_SECRET_NAME),
-        regions=dict(type="list", elements="str", default=["all"]),
-        endpoints=dict(type="list", elements="str", choices=list(ICR_ENDPOINTS), default=list(ICR_ENDPOINTS)),
-        email=dict(type="str"),
-        service_accounts=dict(type="list", elements="str", default=[]),
-        service_account_timeout=dict(type="int", default=30),
-        force=dict(type="bool", default=False),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )
 
