@@ -56,14 +56,19 @@ def _require_libraries(module, jmespath_needed=True):
 
 
 def _connect(module, task, needed_groups):
-    """(client, OpenShiftAPI, groups, flavour); fails clearly when a group is missing."""
+    """(client, OpenShiftAPI, groups, flavour); fails clearly when a group is missing.
+
+    ``needed_groups`` is a list of API groups, or a function of the cluster's flavour
+    returning one (what a task needs can depend on which OpenShift it meets).
+    """
     client = get_kube_client(module)
     try:
         groups = client.api_groups()
     except KubeError as exc:
         module.fail_json(msg=str(exc))
     flavour = ocp_client.flavour_from_groups(groups)
-    problem = ocp_client.missing_api_message(task, groups, needed_groups)
+    needed = needed_groups(flavour) if callable(needed_groups) else needed_groups
+    problem = ocp_client.missing_api_message(task, groups, needed)
     if problem:
         module.fail_json(msg=problem, flavour=flavour)
     return client, ocp_client.OpenShiftAPI(client), groups, flavour
@@ -196,17 +201,14 @@ def run_ocp_registry_config(module):
     _require_libraries(module)
     changing = [key for key in ("storage", "management_state", "default_route")
                 if params.get(key) is not None]
-    client = get_kube_client(module)
-    try:
-        groups = client.api_groups()
-    except KubeError as exc:
-        module.fail_json(msg=str(exc))
-    flavour = ocp_client.flavour_from_groups(groups)
-    needed = ["imageregistry.operator.openshift.io"]
-    if flavour == ocp_client.KUBERNETES or (changing and flavour == ocp_client.OPENSHIFT_3):
-        module.fail_json(msg=ocp_client.missing_api_message("ocp_registry_config", groups, needed),
-                         flavour=flavour)
-    api = ocp_client.OpenShiftAPI(client)
+
+    def needed(flavour):
+        # OpenShift 3.11 has no operator: reading reports that, changing fails.
+        if flavour == ocp_client.KUBERNETES or (changing and flavour == ocp_client.OPENSHIFT_3):
+            return ["imageregistry.operator.openshift.io"]
+        return []
+
+    client, api, groups, flavour = _connect(module, "ocp_registry_config", needed)
     location = ocp_client.registry_location(flavour)
     result = dict(changed=False, flavour=flavour)
 
@@ -344,20 +346,14 @@ def run_ocp_internal_pull_secret(module):
     state = params["state"]
     needs_route = state == "present" and not params.get("registry_host")
     _require_libraries(module, jmespath_needed=needs_route)
-    client = get_kube_client(module)
-    try:
-        groups = client.api_groups()
-    except KubeError as exc:
-        module.fail_json(msg=str(exc))
-    flavour = ocp_client.flavour_from_groups(groups)
-    needed = ["route.openshift.io"] if needs_route else []
-    problem = ocp_client.missing_api_message("ocp_internal_pull_secret", groups, needed)
-    if problem is None and flavour == ocp_client.KUBERNETES:
-        problem = ocp_client.missing_api_message("ocp_internal_pull_secret", groups,
-                                                 ["image.openshift.io"])
-    if problem:
-        module.fail_json(msg=problem, flavour=flavour)
-    api = ocp_client.OpenShiftAPI(client)
+
+    def needed(flavour):
+        groups = ["route.openshift.io"] if needs_route else []
+        if flavour == ocp_client.KUBERNETES:  # no internal registry at all
+            groups.append("image.openshift.io")
+        return groups
+
+    client, api, _groups, flavour = _connect(module, "ocp_internal_pull_secret", needed)
 
     name = params["name"]
     desired, extra = None, dict(name=name, flavour=flavour)
