@@ -23,7 +23,9 @@ __metaclass__ = type
 import base64
 import json
 import re
+import socket
 
+from ansible.module_utils.six.moves import http_client
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import urlencode
 from ansible.module_utils.urls import open_url
@@ -175,9 +177,16 @@ def _get(url, headers, ca_path, timeout):
         return response.getcode(), response.headers, _read(response)
     except HTTPError as exc:
         return exc.code, exc.headers, _read(exc)
-    except (URLError, OSError, ValueError) as exc:
+    except (URLError, OSError, ValueError, http_client.HTTPException) as exc:
+        # Refused, reset, timed out, TLS or a non-HTTP answer: one line naming the address.
         reason = getattr(exc, "reason", exc)
-        raise LoginError("could not reach %s: %s" % (url.split("?")[0], reason))
+        if isinstance(reason, socket.timeout):
+            text = "no answer within %s s (timed out)" % timeout
+        elif isinstance(reason, http_client.HTTPException):
+            text = "not an HTTP answer (%s: %s)" % (reason.__class__.__name__, reason)
+        else:
+            text = str(reason) or reason.__class__.__name__
+        raise LoginError("could not reach %s: %s" % (url.split("?")[0], text))
 
 
 def _rejected(base, username, who, status, body, password):

@@ -11,6 +11,7 @@ __metaclass__ = type
 
 import base64
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -290,6 +291,37 @@ def test_open_registry_accepts(registry):
 def test_unreachable_registry():
     with pytest.raises(rl.LoginError, match="could not reach http://127.0.0.1:1/v2/"):
         rl.check_login("http://127.0.0.1:1", "iamapikey", PASSWORD, timeout=2)
+
+
+def test_a_registry_that_accepts_but_never_answers_times_out_with_the_address():
+    # A frozen process: the kernel accepts the connection, nothing answers it.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        url = "https://127.0.0.1:%d" % listener.getsockname()[1]
+        with pytest.raises(rl.LoginError) as err:
+            rl.check_login(url, "iamapikey", PASSWORD, timeout=1)
+    assert str(err.value) == "could not reach %s/v2/: no answer within 1 s (timed out)" % url
+
+
+def test_an_answer_that_is_not_http_is_a_login_error():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        url = "http://127.0.0.1:%d" % listener.getsockname()[1]
+
+        def answer():
+            conn, _addr = listener.accept()
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b"SSH-2.0-not-a-registry\r\n\r\n")
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        with pytest.raises(rl.LoginError) as err:
+            rl.check_login(url, "iamapikey", PASSWORD, timeout=5)
+        thread.join(5)
+    assert str(err.value).startswith("could not reach %s/v2/: not an HTTP answer (BadStatusLine: " % url)
 
 
 @pytest.mark.parametrize("server, base", [
