@@ -49,9 +49,9 @@ def containerd_hosts_namespace_problem(namespace, name):
     return cluster.namespace_problem(namespace, name) or ""
 
 
-def containerd_hosts_rollout(daemonset, pods, checksum, events=None):
-    """Whether the DaemonSet rolled out the checksum, and which nodes did not."""
-    return cluster.rollout(daemonset, pods, checksum, events)
+def containerd_hosts_rollout(daemonset, pods, checksum, events=None, nodes=None):
+    """Whether the DaemonSet rolled out the checksum, and which nodes did not (and why)."""
+    return cluster.rollout(daemonset, pods, checksum, events, nodes)
 
 
 class FilterModule(object):

@@ -109,27 +109,45 @@ def _pod_reason(pod):
     return "phase %s" % status.get("phase", "Pending")
 
 
-def rollout(daemonset, pods, checksum, events=None):
+def _node_not_ready(node):
+    """Why a Node object is not Ready ("" when it is): the Ready condition's status and reason."""
+    for condition in (node.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            if condition.get("status") == "True":
+                return ""
+            detail = ": ".join(p for p in (condition.get("reason"), condition.get("message")) if p)
+            return "Ready=%s%s" % (condition.get("status"), ", " + detail if detail else "")
+    return "no Ready condition"
+
+
+def rollout(daemonset, pods, checksum, events=None, nodes=None):
     """Has the DaemonSet rolled out ``checksum`` to every node it should run on?
 
     Returns ``{"done": bool, "desired": n, "updated": n, "ready": n, "message": str}``;
     the message names each node whose pod is old, not ready (with the container's
-    reason) or missing, and the DaemonSet's latest FailedCreate event (Pod Security
-    admission refusing the pods, for example).
+    reason), still being deleted (a node whose kubelet does not answer never confirms
+    it, and the DaemonSet waits for it before it creates the new pod) or missing, each
+    such node that is NotReady (``nodes``: the Node objects, when they could be read),
+    and the DaemonSet's latest FailedCreate event (Pod Security admission refusing the
+    pods, for example).
     """
     status = (daemonset or {}).get("status") or {}
     metadata = (daemonset or {}).get("metadata") or {}
     desired = status.get("desiredNumberScheduled", 0)
     observed = status.get("observedGeneration", 0) >= metadata.get("generation", 1)
     problems, updated, ready, old = [], 0, 0, 0
+    live, leaving, named = set(), {}, []
     for pod in sorted(pods or [], key=lambda p: ((p.get("spec") or {}).get("nodeName") or "")):
         node = (pod.get("spec") or {}).get("nodeName") or "(not scheduled)"
         annotations = (pod.get("metadata") or {}).get("annotations") or {}
         if (pod.get("metadata") or {}).get("deletionTimestamp"):
-            continue  # an old pod on its way out
+            leaving.setdefault(node, pod["metadata"]["name"])  # an old pod on its way out
+            continue
+        live.add(node)
         if annotations.get(CHECKSUM_ANNOTATION) != checksum:
             problems.append("node %s still runs pod %s with the previous hosts.toml files"
                             % (node, pod["metadata"]["name"]))
+            named.append(node)
             old += 1
             continue
         updated += 1
@@ -137,9 +155,20 @@ def rollout(daemonset, pods, checksum, events=None):
             ready += 1
         else:
             problems.append("node %s: pod %s is not ready (%s)" % (node, pod["metadata"]["name"], _pod_reason(pod)))
-    if updated + old < desired:
-        missing = desired - updated - old
+            named.append(node)
+    for node in sorted(set(leaving) - live):
+        problems.append("node %s: pod %s is being deleted and the node has not confirmed it, so the "
+                        "DaemonSet has not started the new pod there" % (node, leaving[node]))
+        named.append(node)
+    missing = desired - updated - old - len(set(leaving) - live)
+    if missing > 0:
         problems.append("%d of %d nodes have no pod of DaemonSet %s" % (missing, desired, metadata.get("name")))
+    by_name = dict(((n.get("metadata") or {}).get("name"), n) for n in nodes or [])
+    not_ready = dict((name, _node_not_ready(node)) for name, node in by_name.items() if _node_not_ready(node))
+    # The nodes named above, and when pods are missing, every NotReady node without one.
+    for name in sorted(set(named) | (set(not_ready) - live - set(leaving) if missing > 0 else set())):
+        if name in not_ready:
+            problems.append("node %s is NotReady (%s)" % (name, not_ready[name]))
     failed_create = [e for e in events or [] if e.get("reason") == "FailedCreate"]
     if failed_create and (problems or not observed):
         latest = sorted(failed_create, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")[-1]

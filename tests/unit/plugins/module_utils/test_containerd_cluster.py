@@ -226,3 +226,37 @@ def test_rollout_reports_pods_refused_by_admission():
 
 def test_rollout_waits_for_the_controller_to_see_the_new_generation():
     assert not cluster.rollout(ds(1, generation=3, observed=2), [pod("n1", "sha256:new")], "sha256:new")["done"]
+
+
+def node(name, ready="True", reason=None, message=None):
+    return {"metadata": {"name": name},
+            "status": {"conditions": [{"type": "Ready", "status": ready, "reason": reason, "message": message}]}}
+
+
+def test_rollout_names_a_notready_node_whose_old_pod_cannot_go():
+    # kubelet stopped: the old pod stays Terminating, the DaemonSet waits for it, no new pod.
+    leaving = pod("n1", "sha256:old", ready=False)
+    leaving["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    nodes = [node("n1", "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status."), node("n2")]
+    state = cluster.rollout(ds(2), [leaving, pod("n2", "sha256:new")], "sha256:new", [], nodes)
+    assert not state["done"]
+    assert state["message"] == (
+        "node n1: pod ds-n1 is being deleted and the node has not confirmed it, so the DaemonSet has not "
+        "started the new pod there; node n1 is NotReady (Ready=Unknown, NodeStatusUnknown: Kubelet stopped "
+        "posting node status.)")
+    # Without the Node objects (not readable) the node is still named.
+    assert cluster.rollout(ds(2), [leaving, pod("n2", "sha256:new")], "sha256:new")["message"].startswith(
+        "node n1: pod ds-n1 is being deleted")
+
+
+def test_rollout_adds_the_ready_condition_of_the_nodes_it_names():
+    nodes = [node("n1", "False", "KubeletNotReady"), node("n2", "Unknown"), node("n3")]
+    state = cluster.rollout(ds(3), [pod("n1", "sha256:old"), pod("n3", "sha256:new")], "sha256:new", [], nodes)
+    assert "node n1 still runs pod ds-n1 with the previous hosts.toml files" in state["message"]
+    assert "node n1 is NotReady (Ready=False, KubeletNotReady)" in state["message"]
+    # n2 has no pod at all while one is missing: named as a NotReady node; n3 is fine.
+    assert "1 of 3 nodes have no pod of DaemonSet ds" in state["message"]
+    assert "node n2 is NotReady (Ready=Unknown)" in state["message"]
+    assert "n3" not in state["message"]
+    done = cluster.rollout(ds(1), [pod("n3", "sha256:new")], "sha256:new", [], nodes)
+    assert done["done"] and done["message"] == "rolled out on 1 node(s)"
