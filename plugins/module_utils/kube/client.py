@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import ArgumentSpec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.common.retry_delay import retry_delay
+from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.openshift_login import login_with_password
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
     AUTH_ARG_SPEC,
 )
@@ -41,11 +42,7 @@ try:
 
     HAS_KUBERNETES = True
     KUBERNETES_IMPORT_ERROR = None
-    try:
-        # OpenShift-aware discovery (the openshift package) for non-core API groups.
-        from openshift.dynamic import DynamicClient
-    except ImportError:
-        from kubernetes.dynamic import DynamicClient
+    from kubernetes.dynamic import DynamicClient
 except ImportError as exc:  # pragma: no cover - reported by require_kubernetes()
     HAS_KUBERNETES = False
     KUBERNETES_IMPORT_ERROR = exc
@@ -260,7 +257,14 @@ def get_kube_client(module):
     require_kubernetes(module)
     params = dict((key, module.params.get(key)) for key in AUTH_ARG_SPEC)
     try:
-        configuration = _create_configuration(_create_auth_spec(**params))
+        auth = _create_auth_spec(**params)
+        configuration = _create_configuration(auth)
+    except Exception as exc:  # kubernetes.config raises many types for bad kubeconfigs
+        module.fail_json(msg="Could not build a Kubernetes client from the connection options: %s"
+                         % exc)
+    # username/password: a bearer token from OpenShift's OAuth server (openshift_login.py).
+    configuration = login_with_password(module, auth, configuration)
+    try:
         api_client = k8s_models.ApiClient(configuration)
         for header, value in _create_headers(**params).items():
             _set_header(api_client, header, value)
