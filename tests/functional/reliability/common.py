@@ -245,3 +245,45 @@ def raw_count(path, since, needles):
     except FileNotFoundError:
         return 0
     return sum(1 for line in data.split(b"\n") if all(needle in line for needle in needles))
+
+
+# --- any recorded process of a local cluster (node clusters: registry, kubelet, ...) --------
+# localcluster has no public "stop / start one component and keep its data"; these use
+# what cluster.json records, like kill_apiserver() and restart_apiserver() above.
+
+def component_pid(state_dir, name):
+    return localcluster._state(state_dir)["procs"][name]["pid"]  # pylint: disable=protected-access
+
+
+def kill_component(state_dir, name):
+    """SIGKILL the process group of component ``name``; returns its command line."""
+    proc = localcluster._state(state_dir)["procs"][name]  # pylint: disable=protected-access
+    with open("/proc/%d/cmdline" % proc["pid"], "rb") as cmdline:
+        argv = [arg.decode() for arg in cmdline.read().split(b"\0") if arg]
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc["pid"], signal.SIGKILL)
+    wait_for("%s to exit" % name, lambda: _reaped(proc), timeout=30, interval=0.05)
+    return argv
+
+
+def start_component(state_dir, name, argv, ready, env=None, timeout=60):
+    """Start component ``name`` again with ``argv`` (its data kept), record it in
+    cluster.json, and wait until ``ready()`` is true."""
+    # pylint: disable=protected-access
+    with localcluster._locked(state_dir):
+        cluster = localcluster._load(state_dir)
+        state = localcluster._state(state_dir)
+        state["procs"][name] = localcluster._spawn(state_dir, name, argv, env)
+        localcluster._save(state_dir, cluster, state)
+        localcluster._wait(state_dir, state["procs"], name, ready, timeout)
+    return localcluster.info(state_dir)
+
+
+def freeze_component(state_dir, name):
+    """SIGSTOP one component (its sockets stay open, it answers nothing)."""
+    os.kill(component_pid(state_dir, name), signal.SIGSTOP)
+
+
+def thaw_component(state_dir, name):
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(component_pid(state_dir, name), signal.SIGCONT)
