@@ -32,9 +32,19 @@ attributes:
     description: Reads only; reports the same changes a real run would make.
 requirements:
   - kubernetes >= 29, < 37
+  - openshift >= 0.13.2, < 0.14 (only for the C(username) / C(password) login)
 notes:
   - Connection options are those of C(kubernetes.core), with the same
     C(K8S_AUTH_*) environment variables, so one C(module_defaults) entry for the
     C(group/ibmcloud.registry.kube) action group (which also extends
     C(group/kubernetes.core.k8s)) sets them for every task.
+  - C(username) and C(password) (or C(K8S_AUTH_USERNAME) and C(K8S_AUTH_PASSWORD)),
+    without C(api_key), log in at the OpenShift OAuth server of C(host) as
+    C(oc login -u <username> -p <password>) does, and the module then uses the bearer
+    token it issues (API servers do not accept basic authentication). On Red Hat OpenShift
+    on IBM Cloud the username is C(apikey) and the password an IBM Cloud API key. The
+    login honours C(ca_cert), C(validate_certs), C(proxy) and C(no_proxy), needs the
+    C(openshift) Python package, and fails with a clear message when the server has no
+    OAuth server or refuses the credentials. A C(api_key) (bearer token) always takes
+    precedence.
 """

@@ -4,9 +4,10 @@
 - every package a module's (or its doc fragments') ``requirements:`` names with a
   version is in requirements.txt with the same bounds;
 - ibm-platform-services has a lower bound and a cap below its next major, not one minor;
-- the ``openshift`` package is optional: the Kubernetes client layer falls back to
-  ``kubernetes.dynamic`` without it, and the collection never calls the one method that
-  ``openshift``'s DynamicClient adds;
+- every package of requirements.txt is imported by the collection (a real use);
+- ``openshift`` has a range, and is used for the username/password login at OpenShift's
+  OAuth server (its OCPLoginConfiguration); discovery is ``kubernetes.dynamic``'s, and
+  without ``openshift`` only that login fails (missing_required_lib);
 - every package of requirements.txt is explained in docs/dependencies.md.
 """
 
@@ -89,34 +90,52 @@ def test_ibm_platform_services_is_capped_below_its_next_major_not_one_minor():
     assert high[0] == low[0] + 1 and all(p == 0 for p in high[1:]), "cap %s is not the next major" % upper[0]
 
 
-def test_openshift_is_optional_and_kubernetes_dynamic_suffices():
-    assert "openshift" not in requirements_txt()
-    # Without the openshift package the client layer takes kubernetes' DynamicClient.
-    probe = ("import sys; sys.modules['openshift'] = None; sys.modules['openshift.dynamic'] = None\n"
-             "from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import client\n"
-             "print(client.HAS_KUBERNETES, client.DynamicClient.__module__)")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))).stdout.split()
-    assert out[0] == "True" and out[1].startswith("kubernetes.dynamic"), out
+# Import name of each runtime package of requirements.txt.
+IMPORT_NAMES = {"kubernetes": "kubernetes", "ibm-platform-services": "ibm_platform_services", "pyjwt": "jwt",
+                "jmespath": "jmespath", "tomli-w": "tomli_w", "openshift": "openshift"}
 
 
-def test_the_collection_never_calls_what_only_openshifts_dynamic_client_has():
-    try:
-        from openshift.dynamic import DynamicClient as OpenShiftDynamic  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        return  # not installed: nothing it could add
-    from kubernetes.dynamic import DynamicClient  # pylint: disable=import-outside-toplevel
-
-    extra = sorted(name for name in vars(OpenShiftDynamic) if not name.startswith("_")
-                   and not hasattr(DynamicClient, name))
-    assert extra == ["apply"]
-    calls = []
+def test_every_runtime_package_is_imported_by_the_collection():
+    assert set(requirements_txt()) == set(IMPORT_NAMES), "a package without a known import name"
+    imported = set()
     for path in glob.glob(os.path.join(REPO, "plugins", "**", "*.py"), recursive=True):
         with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if re.search(r"\.(dynamic|resource\([^)]*\))\.apply\(|\bdynamic\.apply\(", line):
-                    calls.append("%s:%d" % (os.path.relpath(path, REPO), number))
-    assert calls == []
+            imported.update(re.findall(r"^\s*(?:from|import)\s+([A-Za-z0-9_]+)", handle.read(), re.M))
+    assert sorted(name for name, module in IMPORT_NAMES.items() if module not in imported) == []
+
+
+def test_openshift_has_a_range_not_an_exact_pin():
+    spec = requirements_txt()["openshift"]
+    assert [s for s in spec if s.startswith(">=")] and [s for s in spec if s.startswith("<")], spec
+    assert not [s for s in spec if s.startswith("==")], spec
+
+
+def test_openshift_is_for_the_password_login_and_kubernetes_dynamic_for_discovery():
+    from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import (  # pylint: disable=import-outside-toplevel
+        client, openshift_login)
+    from openshift.helper.userpassauth import OCPLoginConfiguration  # pylint: disable=import-outside-toplevel
+
+    # The login is the openshift package's own OCPLoginConfiguration, hooked into the one factory.
+    assert openshift_login.OCPLoginConfiguration is OCPLoginConfiguration
+    assert client.login_with_password is openshift_login.login_with_password
+    assert client.DynamicClient.__module__.startswith("kubernetes.dynamic")
+
+
+def test_without_openshift_only_the_password_login_needs_it():
+    probe = ("import sys; sys.modules['openshift'] = None; sys.modules['openshift.helper'] = None\n"
+             "sys.modules['openshift.helper.userpassauth'] = None\n"
+             "from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import client, openshift_login\n"
+             "from kubernetes.client import Configuration\n"
+             "class Module:\n"
+             "    no_log_values = set()\n"
+             "    def fail_json(self, msg, **kwargs):\n"
+             "        print('FAILED', msg); sys.exit(0)\n"
+             "print(client.HAS_KUBERNETES, openshift_login.HAS_OPENSHIFT)\n"
+             "assert openshift_login.login_with_password(Module(), {'api_key': 't'}, Configuration())\n"
+             "openshift_login.login_with_password(Module(), {'username': 'apikey', 'password': 'k'}, Configuration())\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))).stdout
+    assert out.startswith("True False\nFAILED Failed to import the required Python library (openshift)"), out
 
 
 def test_every_runtime_package_is_explained_in_docs_dependencies():
@@ -124,4 +143,4 @@ def test_every_runtime_package_is_explained_in_docs_dependencies():
         text = handle.read()
     names = set(normalise(name) for name in re.findall(r"^\| `([A-Za-z0-9_.-]+)` \|", text, re.M))
     assert set(requirements_txt()) <= names
-    assert "openshift" in text and "kubernetes.dynamic" in text
+    assert "OCPLoginConfiguration" in text and "oc login -u apikey" in text
