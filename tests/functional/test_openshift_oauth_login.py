@@ -148,7 +148,7 @@ def test_apikey_login_from_module_defaults_writes_as_the_mapped_identity(
     mark = log.mark()
     defaults = {"host": oauth.url, "username": "apikey", "password": oauth.key, "ca_cert": oauth_cluster.ca}
     result = Runner(None, workdir=str(tmp_path)).run(
-        [], plays=play([pull_secret_task(namespace)], defaults), env=NO_CALLER_CONNECTION, verbosity=3)
+        [], plays=play([pull_secret_task(namespace)], defaults), env=NO_CALLER_CONNECTION)
     assert result.rc == 0, result.stdout[-3000:]
     assert result["t"]["changed"] and result["t"]["results"][0]["action"] == "created"
     assert secret_exists(core, namespace)
@@ -187,7 +187,7 @@ def test_wrong_key_fails_clearly_and_writes_nothing(oauth, oauth_cluster, fixtur
     wrong = "CANARY-wrong-" + secrets.token_urlsafe(16)
     defaults = {"host": oauth.url, "username": "apikey", "password": wrong, "ca_cert": oauth_cluster.ca}
     result = Runner(None, workdir=str(tmp_path)).run(
-        [], plays=play([pull_secret_task(namespace)], defaults), env=NO_CALLER_CONNECTION, verbosity=3)
+        [], plays=play([pull_secret_task(namespace)], defaults), env=NO_CALLER_CONNECTION)
     assert result.rc != 0
     message = result["t"]["msg"]
     assert "refused the login of user apikey (401 Unauthorized)" in message, message
