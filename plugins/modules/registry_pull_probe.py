@@ -87,6 +87,7 @@ attributes:
     description: Creates and deletes nothing; reports which namespaces would be probed and the leftover probe pods it would delete.
   diff_mode:
     support: none
+    description: A probe changes no object it could show a difference of.
 notes:
   - O(parallelism) is how many namespaces are probed at once.
   - The probe needs C(create), C(get) and C(delete) on C(pods), C(list) on C(events) in the

@@ -3,7 +3,10 @@
 Real ansible-playbook runs the collection's verify.yml against the shared local cluster
 (one namespace of this test's own) and, for the unreachable case, against a kubeconfig
 whose server is a closed loopback port. Bad input, an unreachable cluster, and an error on
-one cluster while another drifted all exit 1; drift alone exits 2. No run writes.
+one cluster while another drifted all exit 1; drift alone exits 2. No run writes, except
+the pull probe's pod: a probe that does not pull (no node here) exits 2, a bad pull_probe
+entry exits 1. The exit code 1 comes from the collection's strategy plugin exit_codes on
+verify.yml's last play.
 """
 
 from __future__ import annotations
@@ -104,3 +107,35 @@ def test_an_error_on_one_cluster_wins_over_drift_on_another(verify):
     assert result.rc == 1, result.stdout[-3000:] + result.stderr[-3000:]
     assert "good drifted from the vars file" in result.stdout
     assert "gone: Discover the cluster's API groups:" in result.stdout
+
+
+def test_a_pull_probe_that_does_not_pull_exits_2(verify, audit, kube_fixture_client):
+    """No node pulls here (a closed loopback port as registry): drift, not an error."""
+    converged = verify.run("site")
+    assert converged.rc == 0, converged.stdout[-3000:]
+    namespace = verify.site_vars["pull_secrets"]["namespaces"][0]
+    probed = dict(verify.site_vars, pull_probe={"image": "127.0.0.1:1/ibmreg/none:1", "part": "pull_secrets",
+                                                "timeout": 2})
+    mark = audit.mark()
+    result = verify.run("verify", site_vars=probed)
+    assert result.rc == 2, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "%s: image 127.0.0.1:1/ibmreg/none:1 is not pulled as service account default (" % namespace \
+        in result.stdout
+    assert "could not be verified" not in result.stdout + result.stderr
+    # The probe's pod is the audit's only write, and it is gone.
+    writes = audit.writes(mark, namespace_prefix=namespace)
+    assert sorted(set((w["verb"], w["resource"]) for w in writes)) == [("create", "pods"), ("delete", "pods")]
+    assert k8s.CoreV1Api(kube_fixture_client).list_namespaced_pod(
+        namespace, label_selector="ibmcloud.registry/pull-probe").items == []
+
+
+def test_a_bad_pull_probe_entry_exits_1(verify, audit):
+    mark = audit.mark()
+    bad = dict(verify.site_vars, pull_probe=[{"image": "registry.example.invalid/a:1", "part": "pull_secrtes",
+                                              "timeuot": 5}])
+    result = verify.run("verify", site_vars=bad)
+    assert result.rc == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "pull_probe[0] in the vars file" in result.stdout
+    assert "unknown key(s) timeuot" in result.stdout
+    assert "an error, not drift: exit code 1" in result.stdout
+    assert audit.writes(mark) == []

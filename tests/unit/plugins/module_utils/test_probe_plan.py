@@ -165,8 +165,8 @@ def test_admission_refusals_name_the_namespace_and_the_message():
     assert message.startswith("namespace locked: Pod Security admission refused the probe pod")
     assert 'violates PodSecurity "restricted:latest"' in message
     forbidden = "Forbidden (403) to create Pod p in namespace a: User \"x\" cannot create resource \"pods\""
-    assert plan.admission_refusal("a", 403, forbidden) == (plan.REFUSED, "namespace a: the API server refused "
-                                                                          "the probe pod: " + forbidden)
+    expected = "namespace a: the API server refused the probe pod: " + forbidden
+    assert plan.admission_refusal("a", 403, forbidden) == (plan.REFUSED, expected)
     assert plan.admission_refusal("a", 500, "boom")[0] == plan.ERROR
 
 
