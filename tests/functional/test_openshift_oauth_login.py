@@ -15,11 +15,14 @@ its audit log shows who wrote. IAM is tests/standins/iam_server.py (LOCAL STAND-
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import sys
 
+import jinja2.sandbox
 import pytest
+import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
@@ -136,6 +139,12 @@ def writes(log, mark, user, namespace):
             r["namespace"] == namespace and r["verb"] in audit_log.WRITE_VERBS]
 
 
+def no_write_of_the_secret(log, mark, namespace):
+    """Nobody wrote the pull secret (the controller-manager's own writes in a new namespace aside)."""
+    return [r for r in log.requests(mark, user=audit_log.ANY_USER) if r["namespace"] == namespace
+            and r["verb"] in audit_log.WRITE_VERBS and r["resource"] == "secrets" and r["name"] == SECRET] == []
+
+
 def assert_nothing_secret(result, *values):
     for value in values:
         assert value not in result.stdout and value not in result.stderr
@@ -195,8 +204,7 @@ def test_wrong_key_fails_clearly_and_writes_nothing(oauth, oauth_cluster, fixtur
     assert oauth.log[-1] == {"path": "/oauth/authorize", "user": "apikey", "outcome": "unauthorized"}
     assert not secret_exists(core, namespace)
     assert log.requests(mark, user=IDENTITY) == []
-    assert [r for r in log.requests(mark, user=audit_log.ANY_USER) if r["namespace"] == namespace
-            and r["verb"] in audit_log.WRITE_VERBS] == []
+    assert no_write_of_the_secret(log, mark, namespace)
     assert_nothing_secret(result, wrong, REGISTRY_PASSWORD)
 
 
@@ -215,8 +223,7 @@ def test_a_server_without_oauth_server_names_the_options_to_use(oauth_cluster, f
     assert message.startswith("username/password need an OpenShift OAuth server; use api_key"), message
     assert "/.well-known/oauth-authorization-server answered" in message
     assert not secret_exists(core, namespace)
-    assert [r for r in log.requests(mark, user=audit_log.ANY_USER) if r["namespace"] == namespace
-            and r["verb"] in audit_log.WRITE_VERBS] == []
+    assert no_write_of_the_secret(log, mark, namespace)
     assert_nothing_secret(result, password)
 
 
@@ -256,3 +263,39 @@ def test_the_stand_in_codes_are_single_use_and_expire(oauth, oauth_cluster):
     finally:
         oauth.code_ttl = saved
     assert exchange(stale).status_code == 400  # expired
+
+
+def awx_credential_type():
+    """The inputs and injectors of the API key credential type of docs/awx.md."""
+    with open(os.path.join(REPO, "docs", "awx.md"), encoding="utf-8") as handle:
+        text = handle.read()
+    section = text.split("### Red Hat OpenShift on IBM Cloud: log in with an IBM Cloud API key", 1)[1]
+    blocks = re.findall(r"```yaml\n(.*?)```", section.split("\n### ", 1)[0], re.S)
+    return yaml.safe_load(blocks[0]), yaml.safe_load(blocks[1])
+
+
+def test_the_awx_credential_type_of_the_docs_logs_in(oauth, oauth_cluster, fixture_api, namespace, tmp_path):
+    """The credential type as AWX injects it: env templates, the CA as a file, unset fields empty."""
+    inputs, injectors = awx_credential_type()
+    fields = [field["id"] for field in inputs["fields"]]
+    assert inputs["required"] == ["host", "apikey"] and "ca_cert" in fields
+    with open(oauth_cluster.ca, encoding="ascii") as handle:
+        values = dict.fromkeys(fields, "")
+        values.update(host=oauth.url, apikey=oauth.key, ca_cert=handle.read())
+    jinja = jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
+    filenames = {}
+    for key, template in injectors["file"].items():
+        path = filenames[key.split(".", 1)[1]] = str(tmp_path / ("credential-" + key))
+        with open(path, "w", encoding="ascii") as handle:
+            handle.write(jinja.from_string(template).render(**values))
+    env = {key: jinja.from_string(template).render(tower={"filename": filenames}, **values)
+           for key, template in injectors["env"].items()}
+    assert env["K8S_AUTH_USERNAME"] == "apikey" and env["K8S_AUTH_SSL_CA_CERT"] == filenames["ca_cert"]
+    log = audit_log.AuditLog(oauth_cluster.audit_log)
+    mark = log.mark()
+    result = Runner(None, workdir=str(tmp_path)).run(
+        [], plays=play([pull_secret_task(namespace)]), env=dict(NO_CALLER_CONNECTION, **env))
+    assert result.rc == 0, result.stdout[-3000:]
+    assert secret_exists(fixture_api[0], namespace)
+    assert writes(log, mark, IDENTITY, namespace) == [("create", "secrets", SECRET)]
+    assert_nothing_secret(result, oauth.key)
