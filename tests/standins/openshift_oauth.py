@@ -216,9 +216,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(401, b"Unauthorized", "text/plain",
                               {"WWW-Authenticate": 'Basic realm="%s"' % REALM})
         code = self.standin.issue_code(account)
-        location = "%s/oauth/token/implicit?%s" % (
-            self.standin.url, urlencode(dict({"code": code}, **({"state": query["state"]}
-                                                                 if "state" in query else {}))))
+        # The client's state comes back with the code, as in any OAuth 2.0 redirect.
+        redirect = {"code": code}
+        if "state" in query:
+            redirect["state"] = query["state"]
+        location = "%s/oauth/token/implicit?%s" % (self.standin.url, urlencode(redirect))
         self.standin.record("/oauth/authorize", credentials[0], "code")
         return self._send(302, headers={"Location": location})
 
