@@ -14,11 +14,16 @@ its audit log shows who wrote. IAM is tests/standins/iam_server.py (LOCAL STAND-
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import secrets
+import select
 import shutil
+import socket
+import socketserver
 import sys
+import threading
 
 import jinja2.sandbox
 import pytest
@@ -299,3 +304,91 @@ def test_the_awx_credential_type_of_the_docs_logs_in(oauth, oauth_cluster, fixtu
     assert secret_exists(fixture_api[0], namespace)
     assert writes(log, mark, IDENTITY, namespace) == [("create", "secrets", SECRET)]
     assert_nothing_secret(result, oauth.key)
+
+
+class TunnelProxy(socketserver.ThreadingTCPServer):
+    """An HTTP proxy for HTTPS (CONNECT tunnels) on 127.0.0.1 that wants basic proxy credentials.
+
+    It only tunnels to 127.0.0.1 and records each CONNECT (target, whether its credentials
+    were right), so a test sees which requests went through it.
+    """
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, credentials):
+        self.expected = "Basic " + base64.b64encode(credentials.encode()).decode()
+        self.tunnels = []
+        super().__init__(("127.0.0.1", 0), TunnelHandler)
+        self.url = "http://127.0.0.1:%d" % self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class TunnelHandler(socketserver.StreamRequestHandler):
+    def handle(self):
+        request = self.rfile.readline().decode("latin-1").split()
+        headers = {}
+        for line in iter(self.rfile.readline, b"\r\n"):
+            if not line:
+                return
+            name, _sep, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if len(request) != 3 or request[0] != "CONNECT" or not request[1].startswith("127.0.0.1:"):
+            self.wfile.write(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+            return
+        authorized = headers.get("proxy-authorization") == self.server.expected
+        self.server.tunnels.append((request[1], authorized))
+        if not authorized:
+            self.wfile.write(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                             b"Proxy-Authenticate: Basic realm=\"proxy\"\r\nContent-Length: 0\r\n\r\n")
+            return
+        upstream = socket.create_connection(("127.0.0.1", int(request[1].split(":")[1])), timeout=60)
+        self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        self.wfile.flush()
+        sockets = [self.connection, upstream]
+        try:
+            while True:
+                readable, _w, _x = select.select(sockets, [], [], 60)
+                if not readable:
+                    return
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    (upstream if sock is self.connection else self.connection).sendall(data)
+        finally:
+            upstream.close()
+
+
+# The kubernetes client reads NO_PROXY itself; none here, so that the proxy option applies.
+NO_PROXY_ENV = dict(NO_CALLER_CONNECTION, NO_PROXY="", no_proxy="")
+
+
+def test_login_and_api_requests_go_through_the_proxy_option(oauth, oauth_cluster, fixture_api, namespace, tmp_path):
+    """kubernetes.core's proxy and proxy_headers.proxy_basic_auth serve the login as they serve the API."""
+    proxy = TunnelProxy("proxy-user:" + "CANARY-proxy-pw")
+    try:
+        defaults = {"host": oauth.url, "username": "apikey", "password": oauth.key, "ca_cert": oauth_cluster.ca,
+                    "proxy": proxy.url, "proxy_headers": {"proxy_basic_auth": "proxy-user:CANARY-proxy-pw"}}
+        before = len(oauth.log)
+        result = Runner(None, workdir=str(tmp_path)).run(
+            [], plays=play([pull_secret_task(namespace)], defaults), env=NO_PROXY_ENV)
+        assert result.rc == 0, result.stdout[-3000:]
+        assert secret_exists(fixture_api[0], namespace)
+        target = oauth.url.split("//", 1)[1]
+        # Tunnels for discovery, the OAuth session (authorize and token on one connection)
+        # and the API client's connection.
+        assert len(proxy.tunnels) >= 3 and set(proxy.tunnels) == {(target, True)}, proxy.tunnels
+        assert [e["outcome"] for e in oauth.log[before:]] == ["code", "token for " + IDENTITY]
+        assert_nothing_secret(result, oauth.key, "CANARY-proxy-pw")
+
+        # Wrong proxy credentials: the login (the first request) is refused by the proxy.
+        del proxy.tunnels[:]
+        defaults["proxy_headers"] = {"proxy_basic_auth": "proxy-user:wrong"}
+        refused = Runner(None, workdir=str(tmp_path)).run(
+            [], plays=play([pull_secret_task(namespace)], defaults), env=NO_PROXY_ENV)
+        assert refused.rc != 0 and proxy.tunnels == [(target, False)], proxy.tunnels
+        assert "check host, ca_cert, validate_certs and proxy" in refused["t"]["msg"], refused["t"]["msg"]
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
