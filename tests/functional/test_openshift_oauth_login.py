@@ -392,3 +392,19 @@ def test_login_and_api_requests_go_through_the_proxy_option(oauth, oauth_cluster
     finally:
         proxy.shutdown()
         proxy.server_close()
+
+
+def test_certificate_checking_applies_to_the_login(oauth, oauth_cluster, fixture_api, namespace, tmp_path):
+    """Without ca_cert the stand-in's certificate is not trusted; validate_certs: false skips the check."""
+    defaults = {"host": oauth.url, "username": "apikey", "password": oauth.key}
+    untrusted = Runner(None, workdir=str(tmp_path)).run(
+        [], plays=play([pull_secret_task(namespace)], defaults), env=NO_CALLER_CONNECTION)
+    assert untrusted.rc != 0
+    assert untrusted["t"]["msg"].startswith("Could not reach the OpenShift OAuth server of %s " % oauth.url)
+    assert "(check host, ca_cert, validate_certs and proxy): SSLError" in untrusted["t"]["msg"]
+    assert not secret_exists(fixture_api[0], namespace)
+
+    result = Runner(None, workdir=str(tmp_path)).run(
+        [], plays=play([pull_secret_task(namespace)], dict(defaults, validate_certs=False)), env=NO_CALLER_CONNECTION)
+    assert result.rc == 0, result.stdout[-3000:]
+    assert secret_exists(fixture_api[0], namespace)
