@@ -4,7 +4,8 @@ The cluster is ``<repo>/.cluster-node`` (Kubernetes 1.37, containerd 2.4, the pr
 registry of cluster.json with TLS and htpasswd). A namespace whose ``default`` service
 account carries the registry's pull secret (written by icr_pull_secret) pulls; one
 without it gets the registry's 401 (``unauthorized``); a tag that does not exist is
-``not_found``; a registry that accepts the connection and never answers is ``timeout``.
+``not_found``; the registry on a port the node has no trust for is ``tls``; a registry
+that accepts the connection and never answers is ``timeout``.
 Probe pods of a killed run are removed, those of a run in progress are kept, and no probe
 pod outlives its run. Pod Security ``restricted`` admits the probe pod; ``hostNetwork``,
 which this node needs (its CNI is loopback only, docs/testing.md), is refused there with
@@ -156,6 +157,70 @@ def test_a_wrong_tag_is_not_found(node_cluster, core, namespaces, tmp_path):
     assert probe_pods(core, ns) == []
 
 
+class Forwarder:
+    """A loopback port that forwards every connection to the registry, bytes unchanged."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.port = self.server.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self.conns += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.server.close()
+        for conn in self.conns:
+            conn.close()
+
+
+def test_a_registry_the_node_does_not_trust_is_tls(node_cluster, core, namespaces, tmp_path):
+    """The registry's name on another port: the node trusts the cluster's CA only for the
+    registry's own host:port (its hosts.toml), so the same certificate is unknown here."""
+    ns = namespaces()
+    name, port = node_cluster.registry["host"].rsplit(":", 1)
+    forwarder = Forwarder(int(port))
+    try:
+        result = probe(node_cluster, tmp_path, image="%s:%d/ibmreg/busybox:1" % (name, forwarder.port),
+                       namespaces=[ns], fail_on_pull_error=False)
+    finally:
+        forwarder.close()
+    item = by_namespace(result)[ns]
+    print("kubelet message:", item["message"])
+    assert item["outcome"] == "tls", item
+    assert "x509" in item["message"]
+    assert probe_pods(core, ns) == []
+
+
 def test_pod_security_restricted_admits_the_pod_and_refuses_host_network(node_cluster, core, namespaces, tmp_path):
     restricted = namespaces({"pod-security.kubernetes.io/enforce": "restricted"})
     add_secret(node_cluster, tmp_path, [restricted])
@@ -163,6 +228,7 @@ def test_pod_security_restricted_admits_the_pod_and_refuses_host_network(node_cl
     refused = probe(node_cluster, tmp_path, image=node_cluster.registry["image"], namespaces=[restricted],
                     fail_on_pull_error=False)
     item = by_namespace(refused)[restricted]
+    print("refused:", item["message"])
     assert refused["failed"] is True  # a probe that cannot run fails even with fail_on_pull_error false
     assert item["outcome"] == "refused", item
     assert item["message"].startswith("namespace %s: Pod Security admission refused the probe pod" % restricted)

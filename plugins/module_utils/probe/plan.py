@@ -230,17 +230,19 @@ def _failed_pull_event(events):
 def pending_detail(pod, events=None):
     """What the pod was waiting for when the timeout ran out, for the timeout's message."""
     status = pod.get("status") or {}
+    parts = []
     for container in status.get("containerStatuses") or []:
         waiting = (container.get("state") or {}).get("waiting") or {}
         if waiting.get("reason"):
-            return "%s %s" % (waiting["reason"], waiting.get("message") or "")
+            parts.append(": ".join(text for text in (waiting["reason"], waiting.get("message")) if text))
     recent = _events_by_time(events)
     if recent:
-        return "%s: %s" % (recent[-1].get("reason"), recent[-1].get("message"))
-    for condition in status.get("conditions") or []:
-        if condition.get("status") == "False" and condition.get("message"):
-            return "%s: %s" % (condition.get("reason"), condition["message"])
-    return "phase %s" % (status.get("phase") or "Pending")
+        parts.append("last event %s: %s" % (recent[-1].get("reason"), recent[-1].get("message")))
+    if not parts:
+        for condition in status.get("conditions") or []:
+            if condition.get("status") == "False" and condition.get("message"):
+                parts.append("%s: %s" % (condition.get("reason"), condition["message"]))
+    return "; ".join(parts) or "phase %s" % (status.get("phase") or "Pending")
 
 
 def timed_out(timeout, pod=None, events=None):
@@ -251,9 +253,10 @@ def admission_refusal(namespace, status, message):
     """(outcome, message) for a pod create that the API server refused."""
     text = message or ""
     if "podsecurity" in text.lower().replace(" ", ""):
-        return REFUSED, ("namespace %s: Pod Security admission refused the probe pod (set the namespace's "
-                         "pod-security.kubernetes.io/enforce label to restricted or lower, or probe elsewhere): %s"
-                         % (namespace, text))
+        # The pod meets "restricted" by itself; only hostNetwork needs "privileged".
+        hint = (" (host_network needs the privileged level; leave it false where pods have a network)"
+                if "hostnetwork" in text.lower() else "")
+        return REFUSED, "namespace %s: Pod Security admission refused the probe pod%s: %s" % (namespace, hint, text)
     if status in (403, 422):
         return REFUSED, "namespace %s: the API server refused the probe pod: %s" % (namespace, text)
     return ERROR, "namespace %s: %s" % (namespace, text)

@@ -13,30 +13,41 @@ import pytest
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils.probe import plan
 
-IMAGE = "registry.ibmreg.test:40123/ibmreg/busybox:1"
+IMAGE = "registry.ibmreg.test:50173/ibmreg/busybox:1"
 
-# containerd 2.4 through kubelet 1.37, pulls from registry.ibmreg.test (htpasswd, TLS).
+# Captured from the node cluster (kubelet 1.37.2, containerd 2.4.2, docker-registry with
+# htpasswd and TLS): the kubelet's "Failed" events, whose text the container status repeats
+# after "ErrImagePull: ". tests/functional/test_pull_probe.py produces each again.
 NO_CREDENTIALS = (
-    'failed to pull and unpack image "%s": failed to resolve image: failed to resolve reference '
-    '"%s": failed to authorize: failed to fetch anonymous token: unexpected status from GET request '
-    'to https://registry.ibmreg.test:40123/v2/token: 401 Unauthorized' % (IMAGE, IMAGE))
-NO_BASIC_AUTH = (
-    'failed to pull and unpack image "%s": failed to resolve image: failed to resolve reference '
-    '"%s": pull access denied, repository does not exist or may require authorization: '
-    'authorization failed: no basic auth credentials' % (IMAGE, IMAGE))
+    'Failed to pull image "%s": failed to pull and unpack image "%s": failed to resolve image: pull access '
+    'denied, repository does not exist or may require authorization: authorization failed: no basic auth '
+    'credentials' % (IMAGE, IMAGE))
 WRONG_TAG = (
-    'failed to pull and unpack image "registry.ibmreg.test:40123/ibmreg/busybox:nope": failed to resolve '
-    'image: registry.ibmreg.test:40123/ibmreg/busybox:nope: not found')
+    'Failed to pull image "registry.ibmreg.test:50173/ibmreg/busybox:no-such-tag": rpc error: code = NotFound '
+    'desc = failed to pull and unpack image "registry.ibmreg.test:50173/ibmreg/busybox:no-such-tag": failed to '
+    'resolve image: registry.ibmreg.test:50173/ibmreg/busybox:no-such-tag: not found')
 UNTRUSTED = (
-    'failed to pull and unpack image "%s": failed to resolve image: failed to do request: Head '
-    '"https://registry.ibmreg.test:40123/v2/ibmreg/busybox/manifests/1": tls: failed to verify certificate: '
-    'x509: certificate signed by unknown authority' % IMAGE)
+    'Failed to pull image "registry.ibmreg.test:46243/ibmreg/busybox:1": failed to pull and unpack image '
+    '"registry.ibmreg.test:46243/ibmreg/busybox:1": failed to resolve image: failed to do request: Head '
+    '"https://registry.ibmreg.test:46243/v2/ibmreg/busybox/manifests/1": tls: failed to verify certificate: '
+    'x509: certificate signed by unknown authority')
+NO_SANDBOX = (
+    'Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox '
+    '"8595c029aaac": failed to find network info for sandbox "8595c029aaac"')
+PULLED = ('Successfully pulled image "%s" in 245ms (245ms including waiting). Image size: 1031977 bytes.' % IMAGE)
+PULLING = 'Pulling image "127.0.0.1:37601/ibmreg/busybox:1"'
+# Other runtimes' and registries' wordings of the same answers (not captured here).
+FORBIDDEN = "Error response from daemon: 403 Forbidden"
+STATUS_401 = "unexpected status code 401"
+MANIFEST_UNKNOWN = "manifest unknown: manifest unknown"
 REFUSED_PORT = (
-    'failed to pull and unpack image "127.0.0.1:1/x:1": failed to resolve image: failed to do request: '
-    'Head "https://127.0.0.1:1/v2/x/manifests/1": dial tcp 127.0.0.1:1: connect: connection refused')
+    'failed to pull and unpack image "r.example:1/x:1": failed to resolve image: failed to do request: '
+    'Head "https://r.example:1/v2/x/manifests/1": dial tcp 127.0.0.1:1: connect: connection refused')
 DIAL_TIMEOUT = 'failed to do request: Head "https://r.example:5000/v2/": dial tcp 10.0.0.1:5000: i/o timeout'
-PSA = ('Forbidden (403) to create Pod registry-pull-probe-1 in namespace locked: pods "registry-pull-probe-1" '
-       'is forbidden: violates PodSecurity "restricted:latest": host namespaces (hostNetwork=true)')
+# The API server's answer, as the client layer words it (captured on the node cluster).
+PSA = ('Forbidden (403) to create Pod registry-pull-probe-11949de3 in namespace locked: pods '
+       '"registry-pull-probe-11949de3" is forbidden: violates PodSecurity "restricted:latest": host namespaces '
+       '(hostNetwork=true)')
 
 
 def pod(waiting=None, running=False, image_id="", phase="Pending", reason=None):
@@ -55,11 +66,10 @@ def event(reason, message, when="2026-12-02T19:00:00Z"):
 
 @pytest.mark.parametrize("message,outcome", [
     (NO_CREDENTIALS, plan.UNAUTHORIZED),
-    (NO_BASIC_AUTH, plan.UNAUTHORIZED),
-    ("Error response from daemon: 403 Forbidden", plan.UNAUTHORIZED),
-    ("unexpected status code 401", plan.UNAUTHORIZED),
+    (FORBIDDEN, plan.UNAUTHORIZED),
+    (STATUS_401, plan.UNAUTHORIZED),
     (WRONG_TAG, plan.NOT_FOUND),
-    ("manifest unknown: manifest unknown", plan.NOT_FOUND),
+    (MANIFEST_UNKNOWN, plan.NOT_FOUND),
     (UNTRUSTED, plan.TLS),
     (DIAL_TIMEOUT, plan.TIMEOUT),
     (REFUSED_PORT, plan.OTHER),
@@ -72,7 +82,7 @@ def test_kubelet_messages_are_sorted(message, outcome):
 
 def test_a_401_for_a_missing_tag_is_unauthorized_not_not_found():
     """Without credentials a registry answers 401 before it looks for the tag."""
-    assert plan.classify_message(NO_BASIC_AUTH.replace(":1", ":nope")) == plan.UNAUTHORIZED
+    assert plan.classify_message(NO_CREDENTIALS.replace(":1", ":nope")) == plan.UNAUTHORIZED
 
 
 def test_the_pod_passes_pod_security_restricted():
@@ -108,7 +118,7 @@ def test_host_network_and_command_are_options():
 
 def test_pulled_from_the_status():
     assert plan.classify(pod(running=True))[0] == plan.PULLED
-    assert plan.classify(pod(image_id="registry.ibmreg.test:40123/ibmreg/busybox@sha256:ab"))[0] == plan.PULLED
+    assert plan.classify(pod(image_id="registry.ibmreg.test:50173/ibmreg/busybox@sha256:ab"))[0] == plan.PULLED
     # runAsNonRoot is checked against the image's user after the pull.
     outcome, message = plan.classify(pod(waiting={"reason": "CreateContainerConfigError",
                                                   "message": "container has runAsNonRoot and image will run as root"}))
@@ -117,15 +127,16 @@ def test_pulled_from_the_status():
 
 
 def test_pull_errors_from_the_status():
-    outcome, message = plan.classify(pod(waiting={"reason": "ErrImagePull", "message": NO_BASIC_AUTH}))
-    assert outcome == plan.UNAUTHORIZED and message == "ErrImagePull: " + NO_BASIC_AUTH
+    status_text = NO_CREDENTIALS.split(": ", 1)[1]
+    outcome, message = plan.classify(pod(waiting={"reason": "ErrImagePull", "message": status_text}))
+    assert outcome == plan.UNAUTHORIZED and message == "ErrImagePull: " + status_text
     back_off = "Back-off pulling image \"%s\": ErrImagePull: %s" % (IMAGE, WRONG_TAG)
     assert plan.classify(pod(waiting={"reason": "ImagePullBackOff", "message": back_off}))[0] == plan.NOT_FOUND
 
 
 def test_a_back_off_without_the_reason_takes_it_from_the_event():
     back_off = 'Back-off pulling image "%s"' % IMAGE
-    events = [event("Failed", 'Failed to pull image "%s": %s' % (IMAGE, UNTRUSTED))]
+    events = [event("Failed", UNTRUSTED)]
     assert plan.classify(pod(waiting={"reason": "ImagePullBackOff", "message": back_off}), events)[0] == plan.TLS
 
 
@@ -133,16 +144,16 @@ def test_still_pulling_is_undecided():
     assert plan.classify(pod()) is None
     assert plan.classify(pod(waiting={"reason": "ContainerCreating"})) is None
     assert plan.classify(pod(), [event("Scheduled", "Successfully assigned a/p to localhost"),
-                                 event("Pulling", 'Pulling image "%s"' % IMAGE)]) is None
+                                 event("Pulling", PULLING)]) is None
 
 
 def test_events_decide_when_the_status_does_not():
-    events = [event("Pulling", "Pulling image", "2026-12-02T19:00:00Z"),
-              event("Pulled", "Successfully pulled image", "2026-12-02T19:00:01Z")]
-    assert plan.classify(pod(), events)[0] == plan.PULLED
-    failed = [event("Failed", 'Failed to pull image "%s": %s' % (IMAGE, NO_CREDENTIALS))]
-    assert plan.classify(pod(), failed)[0] == plan.UNAUTHORIZED
-    sandbox = [event("FailedCreatePodSandBox", "Failed to create pod sandbox: plugin type=\"loopback\" failed")]
+    events = [event("Pulling", PULLING, "2026-12-02T19:00:00Z"),
+              event("Pulled", PULLED, "2026-12-02T19:00:01Z")]
+    assert plan.classify(pod(), events) == (plan.PULLED, PULLED)
+    failed = [event("Pulling", PULLING, "2026-12-02T19:00:00Z"), event("Failed", NO_CREDENTIALS, "2026-12-02T19:00:01Z")]
+    assert plan.classify(pod(), failed) == (plan.UNAUTHORIZED, NO_CREDENTIALS)
+    sandbox = [event("FailedCreatePodSandBox", NO_SANDBOX)]
     outcome, message = plan.classify(pod(), sandbox)
     assert outcome == plan.OTHER and "sandbox could not be created" in message
 
@@ -157,12 +168,15 @@ def test_timeout_says_what_the_pod_waited_for():
     assert outcome == plan.TIMEOUT
     assert message == "no pull result within 5 s (Unschedulable: 0/0 nodes are available)"
     assert "phase Pending" in plan.timed_out(5)[1]
+    pulling = plan.timed_out(8, pod(waiting={"reason": "ContainerCreating"}), [event("Pulling", PULLING)])[1]
+    assert pulling == "no pull result within 8 s (ContainerCreating; last event Pulling: %s)" % PULLING
 
 
 def test_admission_refusals_name_the_namespace_and_the_message():
     outcome, message = plan.admission_refusal("locked", 403, PSA)
     assert outcome == plan.REFUSED
-    assert message.startswith("namespace locked: Pod Security admission refused the probe pod")
+    assert message.startswith("namespace locked: Pod Security admission refused the probe pod (host_network needs "
+                              "the privileged level")
     assert 'violates PodSecurity "restricted:latest"' in message
     forbidden = "Forbidden (403) to create Pod p in namespace a: User \"x\" cannot create resource \"pods\""
     expected = "namespace a: the API server refused the probe pod: " + forbidden
