@@ -65,7 +65,7 @@ def ee_env(context):
     fresh_env.run([os.path.join(fresh_env.DEV_BIN, "ansible-builder"), "introspect", "--sanitize",
                    "--write-pip", str(pip_out), "--write-bindep", str(bindep_out), collections])
     python_reqs = pip_out.read_text(encoding="utf-8")
-    for needed in ("kubernetes", "ibm-platform-services", "tomli-w", "jmespath"):
+    for needed in ("kubernetes", "ibm-platform-services", "tomli-w", "jmespath", "openshift"):
         assert re.search(r"^%s\b" % re.escape(needed), python_reqs, re.M | re.I), python_reqs
     system_reqs = bindep_out.read_text(encoding="utf-8")
     # Run-time needs only: no build tools, test servers or profiles in the image.
