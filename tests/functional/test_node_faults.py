@@ -463,7 +463,7 @@ def test_node_not_ready_while_the_daemonset_rolls(node_cluster, api, namespaces,
         (waited,) = [seconds for task, _r, seconds in ran if task.endswith("Wait until every node runs the "
                                                                             "DaemonSet's current pod")]
         (message,) = [r["msg"] for task, r, _s in ran if task.endswith("Name the nodes that did not roll")]
-        print("rollout message: " + message)
+        print("rollout wait %.1f s, message: %s" % (waited, message))
         assert message.startswith("DaemonSet %s/%s did not roll out within %d s (containerd_hosts_rollout_timeout): "
                                   % (namespace, DAEMONSET, timeout)), message
         assert "node %s: pod %s-" % (localnode.NODE_NAME, DAEMONSET) in message \
