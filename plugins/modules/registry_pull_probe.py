@@ -90,9 +90,9 @@ attributes:
     description: A probe changes no object it could show a difference of.
 notes:
   - O(parallelism) is how many namespaces are probed at once.
-  - The probe needs C(create), C(get) and C(delete) on C(pods), C(list) on C(events) in the
-    target namespaces and C(list) on C(pods) (cluster-wide, or in each namespace) to find
-    leftovers.
+  - The probe needs C(create), C(get) and C(delete) on C(pods) in the target namespaces and
+    C(list) on C(pods) (cluster-wide, or in each namespace) to find leftovers. C(list) on
+    C(events) is used when allowed, for the kubelet's full wording and an earlier result.
   - C(changed) is true only when leftover probe pods of earlier runs were deleted; a probe
     leaves the cluster as it found it.
 seealso:
