@@ -50,7 +50,7 @@ options:
   missing_namespaces:
     description:
       - What happens when a namespace named in O(namespaces) does not exist, with
-        O(state=present). The namespaces are found with the same LIST of namespaces
+        C(state=present) where the module has a C(state) option. The namespaces are found with the same LIST of namespaces
         that the task makes anyway, before anything is written.
       - V(fail) fails the task before the first write, with a message that names the
         namespaces that do not exist.
