@@ -50,8 +50,9 @@ options:
   missing_namespaces:
     description:
       - What happens when a namespace named in O(namespaces) does not exist, with
-        C(state=present) where the module has a C(state) option. The namespaces are found with the same LIST of namespaces
-        that the task makes anyway, before anything is written.
+        C(state=present) where the module has a C(state) option. The namespaces are
+        found with the same LIST of namespaces that the task makes anyway, before
+        anything is written.
       - V(fail) fails the task before the first write, with a message that names the
         namespaces that do not exist.
       - V(skip) leaves them out and gives one warning per namespace.
