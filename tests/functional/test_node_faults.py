@@ -208,7 +208,7 @@ def test_apiserver_restart_while_the_module_runs_and_pods_are_created(node_clust
                                                                       tmp_path):
     reg = node_cluster.registry
     label = "faults-" + secrets.token_hex(3)
-    targets = [namespaces(labels={"faults": label}, wait=False) for _ in range(NAMESPACES)]
+    targets = [namespaces(labels={"faults": label}, wait=False) for _index in range(NAMESPACES)]
     common.wait_for_service_accounts(core, targets, timeout=180)
     for namespace in targets:
         # References made by someone else before: the module must keep them.
@@ -460,8 +460,8 @@ def test_node_not_ready_while_the_daemonset_rolls(node_cluster, api, namespaces,
         assert stuck.rc != 0, stuck.stdout[-4000:]
         assert "Traceback" not in stuck.stdout + stuck.stderr
         ran = common.task_results(stuck)
-        (waited,) = [seconds for task, _r, seconds in ran if task.endswith("Wait until every node runs the "
-                                                                            "DaemonSet's current pod")]
+        wait_task = "Wait until every node runs the DaemonSet's current pod"
+        (waited,) = [seconds for task, _r, seconds in ran if task.endswith(wait_task)]
         (message,) = [r["msg"] for task, r, _s in ran if task.endswith("Name the nodes that did not roll")]
         print("rollout wait %.1f s, message: %s" % (waited, message))
         assert message.startswith("DaemonSet %s/%s did not roll out within %d s (containerd_hosts_rollout_timeout): "
