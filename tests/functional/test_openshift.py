@@ -1,7 +1,11 @@
 """The OpenShift modules against the real local kube-apiserver, through ansible-playbook.
 
-There is no OpenShift here. tests/standins/openshift_flavour.py installs the CRDs and
-objects of an OpenShift 4 cluster (LOCAL STAND-IN), and tests/standins/router.py admits
+There is no OpenShift here. The cluster is ``<repo>/.cluster-ocp``, Kubernetes 1.37
+(localcluster.py --node), so that the real Route and image registry Config CRDs of
+openshift/api, with their CEL rules, are enforced. tests/standins/openshift_flavour.py
+installs those CRDs and the objects of an OpenShift 4 cluster (LOCAL STAND-IN),
+tests/standins/openshift_apiserver.py writes ImageStreams and BuildConfigs as
+openshift-apiserver does (LOCAL STAND-IN), and tests/standins/router.py admits
 Routes the way the router does (LOCAL STAND-IN). Each module is run in check mode
 (zero writes), for real, again (``changed: false`` and zero writes in the audit log),
 and in check mode again. The plain-Kubernetes test starts a second local cluster
@@ -32,6 +36,7 @@ import audit as audit_log  # noqa: E402  pylint: disable=wrong-import-position
 import localcluster  # noqa: E402  pylint: disable=wrong-import-position
 import openshift_flavour as flavour  # noqa: E402  pylint: disable=wrong-import-position
 from image_importer import ImageImporterStandIn  # noqa: E402  pylint: disable=wrong-import-position
+from openshift_apiserver import OpenShiftAPIServerStandIn  # noqa: E402  pylint: disable=wrong-import-position
 from registry_operator import RegistryOperatorStandIn  # noqa: E402  pylint: disable=wrong-import-position
 from route_admission import RouteAdmissionStandIn  # noqa: E402  pylint: disable=wrong-import-position
 from router import DEFAULT_DOMAIN, IGNORE_LABEL, RouterStandIn  # noqa: E402  pylint: disable=wrong-import-position
@@ -54,11 +59,35 @@ def tls_pair(tmp_path, host, name="tls"):
     return cert.read_text(), key_text, key_text.splitlines()[3]
 
 
+OCP_CLUSTER_DIR = os.path.join(REPO, ".cluster-ocp")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """This file's own 1.37 cluster (CEL rules of the real CRDs need 1.25 or later)."""
+    return localcluster.ensure_running(OCP_CLUSTER_DIR, node=True)
+
+
+@pytest.fixture(scope="module")
+def audit(cluster):
+    return audit_log.AuditLog(cluster.audit_log)
+
+
+@pytest.fixture(scope="module")
+def kube_fixture_client(cluster):
+    from kubernetes import config  # pylint: disable=import-outside-toplevel
+
+    api_client = config.new_client_from_config(config_file=cluster.fixture_kubeconfig)
+    yield api_client
+    api_client.close()
+
+
 @pytest.fixture(scope="module")
 def openshift(cluster, kube_fixture_client):
-    """The OpenShift 4 stand-in objects and a running router stand-in."""
+    """The OpenShift 4 stand-in objects, openshift-apiserver's write semantics and a running router stand-in."""
     flavour.install(cluster.fixture_kubeconfig, kube_fixture_client)
-    with RouteAdmissionStandIn(cluster.fixture_kubeconfig), RouterStandIn(cluster.fixture_kubeconfig) as router:
+    with RouteAdmissionStandIn(cluster.fixture_kubeconfig), OpenShiftAPIServerStandIn(cluster.fixture_kubeconfig), \
+            RouterStandIn(cluster.fixture_kubeconfig) as router:
         yield router
 
 
@@ -290,10 +319,13 @@ def test_route_validates_before_writing(openshift, ocp, audit, unique_ns, core):
 
 
 def test_route_admission_standin_enforces_host_rules(openshift, unique_ns, custom):
-    """LOCAL STAND-IN check: the API server refuses what openshift-apiserver refuses."""
+    """LOCAL STAND-IN check: the API server refuses what openshift-apiserver refuses. The real
+    CRD's host pattern refuses a trailing dot and long labels before the webhook is asked;
+    upper case passes the pattern and is refused by the admission stand-in."""
     namespace = unique_ns("adm")
-    for host, message in (("x.example.com.", "must not end with a dot"),
-                          ("a" * 64 + ".example.com", "no more than 63 characters")):
+    for host, message in (("x.example.com.", "spec.host: Invalid value"),
+                          ("a" * 64 + ".example.com", "spec.host: Invalid value"),
+                          ("X.example.com", "a lowercase RFC 1123 subdomain")):
         with pytest.raises(ApiException) as refused:
             custom.create_namespaced_custom_object(ROUTES[0], ROUTES[1], namespace, ROUTES[2], {
                 "apiVersion": "route.openshift.io/v1", "kind": "Route", "metadata": {"name": "r"},
@@ -336,7 +368,9 @@ def test_registry_config_volume_emptydir_state_and_default_route(openshift, clus
                        "pvc_claim": "image-registry-storage"},
             "after": {"management_state": "Managed", "storage": "emptyDir", "default_route": False}}
         spec = flavour.read_config(kube_fixture_client)["spec"]
-        assert spec == {"managementState": "Managed", "replicas": 1, "storage": {"emptyDir": {}}}
+        # logLevel and operatorLogLevel: the defaults of the real CRD's schema.
+        assert spec == {"managementState": "Managed", "replicas": 1, "storage": {"emptyDir": {}},
+                        "logLevel": "Normal", "operatorLogLevel": "Normal"}
 
         # The operator's own route as the alternative to ocp_registry_route: the operator
         # stand-in creates default-route (reencrypt, no port, its annotation), the router
@@ -599,17 +633,24 @@ def test_image_stream_tags_many_images_changed_only_when_spec_differs(openshift,
 
     tags, meta = stream_tags(custom, namespace, "frontend")
     assert meta["labels"] == {"app.kubernetes.io/managed-by": "ibmcloud.registry"}
-    # What `oc tag SRC DST --reference-policy=local --scheduled` writes.
+    # What `oc tag SRC DST --reference-policy=local --scheduled` writes, as the server stores
+    # it (openshift-apiserver stand-in: defaults, generation from the stream's, null annotations).
     assert tags == [
-        {"name": "1.4", "from": {"kind": "DockerImage", "name": "us.icr.io/team/frontend:1.4"},
-         "importPolicy": {"scheduled": True}, "referencePolicy": {"type": "Local"}},
-        {"name": "latest", "from": {"kind": "DockerImage", "name": "us.icr.io/team/frontend:1.4"},
-         "importPolicy": {"scheduled": False}, "referencePolicy": {"type": "Local"}}]
-    tags, _meta = stream_tags(custom, namespace, "backend")
-    assert [t["name"] for t in tags] == ["keep", "2.0"]
-    assert tags[0]["generation"] == 1 and tags[0]["from"]["name"] == "quay.io/x/keep:1"
-    assert tags[1] == {"name": "2.0", "from": {"kind": "DockerImage", "name": "us.icr.io/team/backend:2.0"},
-                       "importPolicy": {"scheduled": True}, "referencePolicy": {"type": "Local"}}
+        {"name": "1.4", "annotations": None, "from": {"kind": "DockerImage", "name": "us.icr.io/team/frontend:1.4"},
+         "generation": 1, "importPolicy": {"importMode": "Legacy", "scheduled": True},
+         "referencePolicy": {"type": "Local"}},
+        {"name": "latest", "annotations": None,
+         "from": {"kind": "DockerImage", "name": "us.icr.io/team/frontend:1.4"},
+         "generation": 1, "importPolicy": {"importMode": "Legacy", "scheduled": False},
+         "referencePolicy": {"type": "Local"}}]
+    tags, meta = stream_tags(custom, namespace, "backend")
+    # Sorted by name; the tag whose source changed got the stream's new generation, the other kept its own.
+    assert [t["name"] for t in tags] == ["2.0", "keep"] and meta["generation"] == 2
+    assert tags[1]["generation"] == 1 and tags[1]["from"]["name"] == "quay.io/x/keep:1"
+    assert tags[0] == {"name": "2.0", "annotations": None,
+                       "from": {"kind": "DockerImage", "name": "us.icr.io/team/backend:2.0"}, "generation": 2,
+                       "importPolicy": {"importMode": "Legacy", "scheduled": True},
+                       "referencePolicy": {"type": "Local"}}
     assert stream_tags(custom, other, "tools")[0][0]["from"]["name"] == "de.icr.io/team/tools:v1"
 
 
@@ -770,7 +811,115 @@ def test_build_secret_missing_secret_fails_before_writing(openshift, ocp, audit,
     assert writes(audit, mark, unique_ns.prefix) == []
 
 
-# --- 6. what the cluster is -----------------------------------------------------------------
+# --- 6. the real CRD schemas and openshift-apiserver's write semantics ------------------------
+
+def test_route_and_registry_config_crds_are_openshift_apis_own(openshift, cluster, unique_ns, custom,
+                                                               kube_fixture_client):
+    """The CRDs on the cluster are the ones of the pinned openshift/api module, and their CEL
+    rules are enforced (kube-apiserver 1.37)."""
+    import crds  # pylint: disable=import-outside-toplevel
+
+    published = {doc["metadata"]["name"]: doc for doc in crds.load_crds(crds.openshift_api_crd_files())}
+    assert sorted(published) == sorted(crds.OPENSHIFT_API_CRDS)
+    assert crds.openshift_api_dir().endswith("@" + crds.versions()["OPENSHIFT_API_VERSION"])
+    api = k8s.ApiextensionsV1Api(kube_fixture_client)
+    for name, doc in published.items():
+        served = api.read_custom_resource_definition(name)
+        assert served.metadata.annotations["api-approved.openshift.io"] == \
+            doc["metadata"]["annotations"]["api-approved.openshift.io"]
+        assert "ibmcloud.registry/stand-in" not in (served.metadata.annotations or {})
+    namespace = unique_ns("crd")
+    route = {"apiVersion": "route.openshift.io/v1", "kind": "Route", "metadata": {"name": "r"},
+             "spec": {"to": {"name": "s"}, "tls": {"termination": "passthrough",
+                                                   "insecureEdgeTerminationPolicy": "Allow"}}}
+    with pytest.raises(ApiException) as refused:
+        custom.create_namespaced_custom_object(*ROUTES[:2], namespace, ROUTES[2], route, dry_run="All")
+    assert refused.value.status == 422
+    assert "cannot have both spec.tls.termination: passthrough and spec.tls.insecureEdgeTerminationPolicy: Allow" \
+        in refused.value.body
+    # The schema's defaults, as openshift-apiserver fills them in.
+    route["spec"]["tls"] = {"termination": "passthrough", "insecureEdgeTerminationPolicy": "Redirect"}
+    made = custom.create_namespaced_custom_object(*ROUTES[:2], namespace, ROUTES[2], route, dry_run="All")
+    assert made["spec"]["to"] == {"kind": "Service", "name": "s", "weight": 100}
+    assert made["spec"]["wildcardPolicy"] == "None"
+    # The operator Config: replicas required, and a CEL rule of the Azure storage.
+    config = flavour.read_config(kube_fixture_client)
+    bad = dict(config, spec={"managementState": "Managed"})
+    with pytest.raises(ApiException) as refused:
+        custom.replace_cluster_custom_object(*flavour.CONFIG_API, "cluster", bad, dry_run="All")
+    assert refused.value.status == 422 and "spec.replicas: Required value" in refused.value.body
+    bad = dict(config, spec=dict(flavour.BASELINE_CONFIG, storage={"azure": {"networkAccess": {
+        "type": "External", "internal": {"vnetName": "v"}}}}))
+    with pytest.raises(ApiException) as refused:
+        custom.replace_cluster_custom_object(*flavour.CONFIG_API, "cluster", bad, dry_run="All")
+    assert refused.value.status == 422 and "internal is forbidden when type is not Internal" in refused.value.body
+
+
+def test_image_stream_tags_are_a_map_with_server_defaults_and_generations(openshift, unique_ns, custom):
+    """LOCAL STAND-IN check: ImageStreams are written as openshift-apiserver writes them."""
+    namespace = unique_ns("map")
+
+    def tag(name, source, **extra):
+        return dict({"name": name, "from": {"kind": "DockerImage", "name": source}}, **extra)
+
+    made = custom.create_namespaced_custom_object(*STREAMS[:2], namespace, STREAMS[2], {
+        "apiVersion": "image.openshift.io/v1", "kind": "ImageStream", "metadata": {"name": "app"},
+        "spec": {"tags": [tag("b", "us.icr.io/t/app:1"), tag("a", "us.icr.io/t/app:old"),
+                          tag("a", "us.icr.io/t/app:2", referencePolicy={"type": "Local"})]}})
+    assert made["metadata"]["generation"] == 1
+    # Duplicates collapse (the last wins), sorted by name, defaults and generation filled in.
+    assert made["spec"]["tags"] == [
+        {"name": "a", "annotations": None, "from": {"kind": "DockerImage", "name": "us.icr.io/t/app:2"},
+         "generation": 1, "importPolicy": {"importMode": "Legacy"}, "referencePolicy": {"type": "Local"}},
+        {"name": "b", "annotations": None, "from": {"kind": "DockerImage", "name": "us.icr.io/t/app:1"},
+         "generation": 1, "importPolicy": {"importMode": "Legacy"}, "referencePolicy": {"type": "Source"}}]
+
+    def update(tags):
+        stream = custom.get_namespaced_custom_object(*STREAMS[:2], namespace, STREAMS[2], "app")
+        stream["spec"]["tags"] = tags
+        return custom.replace_namespaced_custom_object(*STREAMS[:2], namespace, STREAMS[2], "app", stream)
+
+    # A new tag gets the stream's new generation; an unchanged one keeps its own, whatever is sent.
+    updated = update([tag("a", "us.icr.io/t/app:2", referencePolicy={"type": "Local"}, generation=7),
+                      tag("b", "us.icr.io/t/app:1"), tag("c", "us.icr.io/t/app:3")])
+    assert updated["metadata"]["generation"] == 2
+    assert {t["name"]: t["generation"] for t in updated["spec"]["tags"]} == {"a": 1, "b": 1, "c": 2}
+    # A changed source, and generation 0 (a new import asked for), get the next one.
+    updated = update([tag("a", "us.icr.io/t/app:2", referencePolicy={"type": "Local"}, generation=0),
+                      tag("b", "us.icr.io/t/app:1b"), tag("c", "us.icr.io/t/app:3")])
+    assert updated["metadata"]["generation"] == 3
+    assert {t["name"]: t["generation"] for t in updated["spec"]["tags"]} == {"a": 3, "b": 3, "c": 2}
+    # Writing it back as read changes nothing, not even the generation.
+    again = update(updated["spec"]["tags"])
+    assert again["metadata"]["generation"] == 3 and again["spec"] == updated["spec"]
+
+
+def test_build_config_strategy_type_is_optional_and_derived(openshift, ocp, audit, unique_ns, core, custom,
+                                                            kube_fixture_client):
+    """LOCAL STAND-IN check, and ocp_build_secret idempotent against a BuildConfig written without a type."""
+    namespace = unique_ns("bct")
+    body = {"apiVersion": "build.openshift.io/v1", "kind": "BuildConfig", "metadata": {"name": "app"},
+            "spec": {"strategy": {"dockerStrategy": {}},
+                     "output": {"to": {"kind": "DockerImage", "name": "us.icr.io/team/app:latest"}}}}
+    made = custom.create_namespaced_custom_object(*BUILDS[:2], namespace, BUILDS[2], body)
+    assert made["spec"]["strategy"] == {"type": "Docker", "dockerStrategy": {}}
+    for strategy in ({}, {"dockerStrategy": {}, "customStrategy": {"from": {"kind": "DockerImage", "name": "x"}}}):
+        with pytest.raises(ApiException) as refused:
+            custom.create_namespaced_custom_object(*BUILDS[:2], namespace, BUILDS[2], dict(
+                body, metadata={"name": "bad"}, spec={"strategy": strategy}))
+        assert refused.value.status == 422 and "exactly one of sourceStrategy" in refused.value.body
+    flavour.project(kube_fixture_client, namespace, "bound", accounts=("builder",))
+    core.create_namespaced_secret(namespace, {"metadata": {"name": "icr-writer"}, "type": "kubernetes.io/dockerconfigjson",
+                                              "data": {".dockerconfigjson": base64.b64encode(b'{"auths":{}}').decode()}})
+    runs = converge(ocp, audit, unique_ns.prefix, "ocp_build_secret",
+                    {"namespace": namespace, "push_secret": "icr-writer", "pull_secret": "icr-writer",
+                     "build_configs": ["app"]})
+    assert runs["first"]["results"][0]["action"] == "updated"
+    app = custom.get_namespaced_custom_object(*BUILDS[:2], namespace, BUILDS[2], "app")
+    assert app["spec"]["strategy"] == {"type": "Docker", "dockerStrategy": {"pullSecret": {"name": "icr-writer"}}}
+
+
+# --- 7. what the cluster is -----------------------------------------------------------------
 
 PLAIN_TASKS = [
     ("ocp_registry_route", {}),

@@ -5,8 +5,13 @@ The local control plane has no OpenShift. What an OpenShift 4 cluster on IBM Clo
 for the internal registry is created here with the `fixture` identity:
 
 * the CRDs for route.openshift.io, image.openshift.io, build.openshift.io and
-  imageregistry.operator.openshift.io (tests/cluster/crds/), so API discovery looks
-  like OpenShift 4;
+  imageregistry.operator.openshift.io, so API discovery looks like OpenShift 4. On a
+  control plane that evaluates CEL (1.25+) Route and the operator Config are the real
+  CRDs that openshift/api publishes (tests/cluster/crds.py reads them from the pinned Go
+  module); on older ones, and always for image.openshift.io and build.openshift.io (which
+  OpenShift serves from openshift-apiserver, not from CRDs), the stand-in CRDs of
+  tests/cluster/crds/. The server behaviour of those two APIs is
+  tests/standins/openshift_apiserver.py (LOCAL STAND-IN);
 * namespace ``openshift-image-registry`` with the ``image-registry`` Service (port 5000,
   named ``5000-tcp``), as the image registry operator creates it;
 * the operator's ``configs.imageregistry.operator.openshift.io/cluster`` (:data:`BASELINE_CONFIG`);
@@ -81,9 +86,15 @@ def _ignore_exists(call, *args, **kwargs):
 def install(kubeconfig: str, api_client) -> None:
     """CRDs, the registry namespace, Service, operator Config and PVC (idempotent)."""
     sys.path.insert(0, os.path.join(REPO, "tests", "cluster"))
-    from crds import install_crds  # pylint: disable=import-outside-toplevel
+    import crds  # pylint: disable=import-outside-toplevel
 
-    install_crds(kubeconfig, CRD_DIR)
+    files = crds.crd_files(CRD_DIR)
+    if crds.server_minor(kubeconfig) >= crds.CEL_MINOR:
+        real = crds.openshift_api_crd_files()
+        published = {doc["metadata"]["name"] for doc in crds.load_crds(real)}
+        files = [path for path in files
+                 if not {doc["metadata"]["name"] for doc in crds.load_crds([path])} & published] + real
+    crds.install_crds(kubeconfig, files)
     core = client.CoreV1Api(api_client)
     _ignore_exists(core.create_namespace, {"metadata": {"name": REGISTRY_NS}})
     _ignore_exists(core.create_namespaced_service, REGISTRY_NS, {

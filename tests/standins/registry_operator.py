@@ -1,7 +1,7 @@
 """LOCAL STAND-IN for OpenShift's cluster-image-registry-operator, for tests only. NOT OpenShift.
 
 The local control plane has the operator's ``configs.imageregistry.operator.openshift.io``
-CRD (tests/cluster/crds/) but no operator. This stand-in does what the operator does with
+CRD (the one openshift/api publishes, on a 1.25+ control plane) but no operator. This stand-in does what the operator does with
 the parts of ``configs/cluster`` that ibmcloud.registry changes, as the operator's sources
 describe it, while ``spec.managementState`` is ``Managed``:
 
@@ -10,6 +10,7 @@ describe it, while ``spec.managementState`` is ``Managed``:
   is missing;
 * more than one storage backend: no change, and a ``Degraded=True`` status condition
   (reason ``StorageConfigurationError``) that says so;
+* status: the ``Degraded`` condition, ``storage`` (what it applied) and ``storageManaged``;
 * ``defaultRoute: true``: creates Route ``default-route`` in ``openshift-image-registry``
   (reencrypt, to Service ``image-registry``, no ``spec.port``, annotation
   ``imageregistry.openshift.io: "true"``); ``false`` (or unset): deletes it again (only a
@@ -22,6 +23,7 @@ something differs. Usage: ``with RegistryOperatorStandIn(kubeconfig): ...``.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import threading
 
@@ -39,6 +41,10 @@ BACKENDS = ("emptyDir", "pvc", "s3", "gcs", "swift", "azure", "ibmcos", "oss")
 MERGE_PATCH = "application/merge-patch+json"
 
 log = logging.getLogger("registry-operator-standin")
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def default_route_body() -> dict:
@@ -125,15 +131,29 @@ class RegistryOperatorStandIn:
             raise
 
     def _status(self, cfg: dict, condition: dict | None) -> int:
-        current = [c for c in (cfg.get("status") or {}).get("conditions") or [] if c.get("type") == "Degraded"]
+        status = cfg.get("status") or {}
+        current = [c for c in status.get("conditions") or [] if c.get("type") == "Degraded"]
         wanted = condition or {"type": "Degraded", "status": "False", "reason": "AsExpected", "message": ""}
-        if current and all(current[0].get(k) == v for k, v in wanted.items()):
+        # The CRD requires status.storage (the storage the operator applied: kept as it was
+        # while the configuration is refused) and status.storageManaged.
+        storage = status.get("storage") if condition else (cfg.get("spec") or {}).get("storage")
+        storage = storage or {}
+        managed = storage.get("managementState") == "Managed"
+        if current and all(current[0].get(k) == v for k, v in wanted.items()) \
+                and status.get("storage") == storage and status.get("storageManaged") == managed:
             return 0
-        others = [c for c in (cfg.get("status") or {}).get("conditions") or [] if c.get("type") != "Degraded"]
+        others = [c for c in status.get("conditions") or [] if c.get("type") != "Degraded"]
+        # The CRD's conditions need lastTransitionTime: kept while the status stays the same.
+        since = current[0].get("lastTransitionTime") if current and current[0].get("status") == wanted["status"] \
+            else None
+        wanted = dict(wanted, lastTransitionTime=since or _now())
         try:
             self._custom.patch_cluster_custom_object_status(*CONFIG, {
                 "metadata": {"resourceVersion": cfg["metadata"]["resourceVersion"]},
-                "status": {"conditions": others + [wanted]}}, _content_type=MERGE_PATCH)
+                "status": {"conditions": others + [wanted], "storageManaged": managed,
+                           # a merge patch: backends no longer there are removed with null
+                           "storage": dict({k: None for k in status.get("storage") or {}}, **storage)}},
+                _content_type=MERGE_PATCH)
             return 1
         except ApiException as exc:
             if exc.status == 409:

@@ -1,7 +1,8 @@
 """LOCAL STAND-IN for openshift-apiserver's Route admission, for tests only. This is NOT OpenShift.
 
-On OpenShift, Routes are served by openshift-apiserver; here they are a CRD
-(tests/cluster/crds/route.openshift.io.yaml), which knows nothing of two rules that
+On OpenShift, Routes are served by openshift-apiserver; here they are a CRD (the one
+openshift/api publishes, with its CEL rules, on a 1.25+ control plane; else
+tests/cluster/crds/route.openshift.io.yaml), which knows nothing of two rules that
 OpenShift's route strategy enforces before a Route is stored:
 
 * **Custom host permission.** Creating a Route with ``spec.host`` or any TLS certificate
@@ -191,14 +192,16 @@ class RouteAdmissionStandIn:
         """The API server picks up a new webhook configuration a moment later: wait for it
         by asking for a dry-run Route with an invalid host until the webhook refuses it."""
         api = client.CustomObjectsApi(self._authz.api_client)
+        # Upper case: the real Route CRD's host pattern allows it, so the request reaches
+        # the webhook (a trailing dot would be refused by the schema first).
         probe = {"apiVersion": GROUP + "/v1", "kind": "Route", "metadata": {"name": "admission-probe"},
-                 "spec": {"host": "probe.", "to": {"kind": "Service", "name": "probe"}}}
+                 "spec": {"host": "Probe.example.com", "to": {"kind": "Service", "name": "probe"}}}
         deadline = time.monotonic() + timeout
         while True:
             try:
                 api.create_namespaced_custom_object(GROUP, "v1", "default", "routes", probe, dry_run="All")
             except ApiException as exc:
-                if exc.status == 422 and "must not end with a dot" in (exc.body or ""):
+                if exc.status == 422 and "lowercase RFC 1123 subdomain" in (exc.body or ""):
                     return
                 if exc.status not in (404, 409, 422):
                     raise

@@ -1,0 +1,250 @@
+"""LOCAL STAND-IN for what openshift-apiserver does to ImageStreams and BuildConfigs when
+they are written, for tests only. This is NOT OpenShift.
+
+On OpenShift 4, image.openshift.io and build.openshift.io are aggregated APIs served by
+openshift-apiserver, not CRDs. Here they are CRDs (tests/cluster/crds/), and a CRD alone
+cannot do what that server does on every write. This stand-in is a mutating admission
+webhook of the local kube-apiserver, in front of those CRDs, that does it:
+
+ImageStream (``spec.tags`` is a map keyed by name on the server):
+
+* duplicate tag names collapse (the last one wins) and the tags come back sorted by name;
+* ``referencePolicy.type`` defaults to ``Source``, ``importPolicy.importMode`` to
+  ``Legacy``; ``annotations`` (``null``) and ``generation`` are always returned;
+* ``generation``: the stream's ``metadata.generation`` goes up by one when the spec
+  changes. A new tag, a tag whose source (``from``), ``reference`` or import mode
+  changed, and a tag sent with ``generation: 0`` (the request for a new import) get the
+  stream's new generation; any other tag keeps the generation it had, whatever the
+  request says.
+
+BuildConfig: ``spec.strategy.type`` is optional and derived from the one strategy given;
+exactly one of ``dockerStrategy``, ``sourceStrategy``, ``customStrategy`` and
+``jenkinsPipelineStrategy`` must be given (422 otherwise).
+
+The HTTPS server runs on 127.0.0.1 with a self-signed certificate made with openssl for
+this run; its MutatingWebhookConfiguration has a name of its own and is deleted by
+:meth:`stop`. ``failurePolicy: Fail``: a write that the stand-in did not see would not
+be what the server stores; a test process killed before ``stop`` leaves a webhook whose
+address refuses connections, which only blocks ImageStream and BuildConfig writes.
+
+Usage: ``with OpenShiftAPIServerStandIn(kubeconfig): ...``.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import http.server
+import json
+import logging
+import os
+import secrets
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+IMAGE_GROUP, BUILD_GROUP = "image.openshift.io", "build.openshift.io"
+STRATEGIES = {"dockerStrategy": "Docker", "sourceStrategy": "Source", "customStrategy": "Custom",
+              "jenkinsPipelineStrategy": "JenkinsPipeline"}
+
+log = logging.getLogger("openshift-apiserver-standin")
+
+
+def _tag_source(tag: dict) -> tuple:
+    """What makes the server import a tag again when it changes."""
+    return (json.dumps(tag.get("from"), sort_keys=True), bool(tag.get("reference")),
+            (tag.get("importPolicy") or {}).get("importMode"))
+
+
+def image_stream_spec(spec: dict | None, old_spec: dict | None, old_generation: int | None) -> tuple:
+    """(spec, generation) as openshift-apiserver stores an ImageStream written with ``spec``;
+    ``old_spec``/``old_generation`` are the stored ones (None on create)."""
+    spec = copy.deepcopy(spec or {})
+    by_name = {}
+    for tag in spec.get("tags") or []:
+        by_name[tag.get("name")] = tag      # a map on the server: the last one wins
+    tags = []
+    for name in sorted(by_name, key=lambda n: n or ""):
+        tag = by_name[name]
+        tag.setdefault("annotations", None)
+        tag["referencePolicy"] = dict(tag.get("referencePolicy") or {})
+        tag["referencePolicy"]["type"] = tag["referencePolicy"].get("type") or "Source"
+        tag["importPolicy"] = dict(tag.get("importPolicy") or {})
+        tag["importPolicy"]["importMode"] = tag["importPolicy"].get("importMode") or "Legacy"
+        tags.append(tag)
+    if tags or "tags" in spec:
+        spec["tags"] = tags
+    if old_spec is None:
+        generation = 1
+        for tag in tags:
+            if not tag.get("generation"):
+                tag["generation"] = generation
+        return spec, generation
+    old_tags = {t.get("name"): t for t in old_spec.get("tags") or []}
+    generation = (old_generation or 0) + 1
+    for tag in tags:
+        old = old_tags.get(tag.get("name"))
+        if tag.get("generation") == 0 or old is None or _tag_source(old) != _tag_source(tag):
+            tag["generation"] = generation
+        else:
+            tag["generation"] = old.get("generation")
+    if spec == old_spec:
+        return spec, old_generation
+    return spec, generation
+
+
+def build_config_problem(spec: dict | None) -> str | None:
+    strategy = (spec or {}).get("strategy") or {}
+    given = [field for field in STRATEGIES if strategy.get(field) is not None]
+    if len(given) != 1:
+        return ("spec.strategy: Invalid value: must provide a value for exactly one of sourceStrategy, "
+                "customStrategy, dockerStrategy, or jenkinsPipelineStrategy")
+    return None
+
+
+def build_config_spec(spec: dict | None) -> dict:
+    spec = copy.deepcopy(spec or {})
+    strategy = spec.get("strategy") or {}
+    given = [field for field in STRATEGIES if strategy.get(field) is not None]
+    if not strategy.get("type") and len(given) == 1:
+        strategy["type"] = STRATEGIES[given[0]]
+    return spec
+
+
+class OpenShiftAPIServerStandIn:
+    """Mutating webhook for ImageStreams and BuildConfigs. LOCAL STAND-IN for openshift-apiserver."""
+
+    def __init__(self, kubeconfig: str):
+        api_client = config.new_client_from_config(config_file=kubeconfig)
+        self._api_client = api_client
+        self._admission = client.AdmissionregistrationV1Api(api_client)
+        self.name = "openshift-apiserver-standin-%d-%s" % (os.getpid(), secrets.token_hex(3))
+        self._dir = tempfile.mkdtemp(prefix="openshift-apiserver-")
+        self._server: http.server.ThreadingHTTPServer | None = None
+        self.reviews: list = []     # (resource, operation, namespace, name, allowed)
+
+    def review(self, request: dict) -> dict:
+        """The AdmissionReview response for one request."""
+        resource = (request.get("resource") or {}).get("resource")
+        obj = request.get("object") or {}
+        old = request.get("oldObject")
+        response = {"uid": request.get("uid"), "allowed": True}
+        name = request.get("name") or (obj.get("metadata") or {}).get("name") or ""
+        patch = []
+        if resource == "imagestreams":
+            old_meta = (old or {}).get("metadata") or {}
+            spec, _generation = image_stream_spec(obj.get("spec"), (old or {}).get("spec") if old else None,
+                                                 old_meta.get("generation"))
+            patch.append({"op": "add", "path": "/spec", "value": spec})
+            # metadata.generation is the API server's: it sets old + 1 after admission when the
+            # spec changed, the generation given to the tags here.
+        elif resource == "buildconfigs":
+            problem = build_config_problem(obj.get("spec"))
+            if problem:
+                response.update(allowed=False, status={
+                    "code": 422, "reason": "Invalid",
+                    "message": 'BuildConfig.build.openshift.io "%s" is invalid: %s' % (name, problem)})
+            else:
+                patch.append({"op": "add", "path": "/spec", "value": build_config_spec(obj.get("spec"))})
+        if patch and response["allowed"]:
+            response["patchType"] = "JSONPatch"
+            response["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
+        self.reviews.append((resource, request.get("operation"), request.get("namespace"), name,
+                             response["allowed"]))
+        return response
+
+    # --- the HTTPS server and the webhook configuration ----------------------------------
+
+    def _certificate(self) -> tuple:
+        cert, key = os.path.join(self._dir, "tls.crt"), os.path.join(self._dir, "tls.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=openshift-apiserver-standin", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", key, "-out", cert], check=True, capture_output=True)
+        return cert, key
+
+    def start(self) -> "OpenShiftAPIServerStandIn":
+        cert, key = self._certificate()
+        standin = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - the http.server API
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                try:
+                    response = standin.review(body.get("request") or {})
+                except Exception as exc:  # answer, so the API server does not wait for its timeout
+                    log.warning("openshift-apiserver stand-in failed: %r", exc)
+                    response = {"uid": (body.get("request") or {}).get("uid"), "allowed": False,
+                                "status": {"code": 500, "message": "openshift-apiserver stand-in: %r" % exc}}
+                data = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                                   "response": response}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):  # quiet
+                pass
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        threading.Thread(target=self._server.serve_forever, name=self.name, daemon=True).start()
+        with open(cert, "rb") as handle:
+            bundle = base64.b64encode(handle.read()).decode()
+        url = "https://127.0.0.1:%d/mutate" % self._server.server_address[1]
+        self._admission.create_mutating_webhook_configuration({
+            "metadata": {"name": self.name, "labels": {"app.kubernetes.io/part-of": "ibmreg-tests"}},
+            "webhooks": [{
+                "name": "%s.openshift-apiserver-standin.ibmreg.test" % resource,
+                "clientConfig": {"url": url, "caBundle": bundle},
+                "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": [group], "apiVersions": ["v1"],
+                           "resources": [resource], "scope": "Namespaced"}],
+                "failurePolicy": "Fail", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+                "reinvocationPolicy": "Never", "timeoutSeconds": 5}
+                for group, resource in ((IMAGE_GROUP, "imagestreams"), (BUILD_GROUP, "buildconfigs"))]})
+        self._wait_until_called()
+        return self
+
+    def _wait_until_called(self, timeout: float = 30) -> None:
+        """The API server picks up a new webhook configuration a moment later: dry-run
+        BuildConfigs without a strategy until the stand-in refuses one."""
+        api = client.CustomObjectsApi(self._api_client)
+        probe = {"apiVersion": BUILD_GROUP + "/v1", "kind": "BuildConfig", "metadata": {"name": "admission-probe"},
+                 "spec": {"strategy": {"dockerStrategy": {}, "sourceStrategy": {"from": {
+                     "kind": "DockerImage", "name": "probe"}}}}}
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                api.create_namespaced_custom_object(BUILD_GROUP, "v1", "default", "buildconfigs", probe, dry_run="All")
+            except ApiException as exc:
+                if exc.status == 422 and "exactly one of" in (exc.body or ""):
+                    return
+                if exc.status not in (404, 409, 422):
+                    raise
+            if time.monotonic() > deadline:
+                raise TimeoutError("the API server did not call the openshift-apiserver stand-in within %ss" % timeout)
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        try:
+            self._admission.delete_mutating_webhook_configuration(self.name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "OpenShiftAPIServerStandIn":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
