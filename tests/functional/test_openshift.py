@@ -447,6 +447,48 @@ def test_registry_operator_standin_refuses_two_storage_backends(openshift, clust
 
 # --- 3. pull secrets for the internal registry -------------------------------------------
 
+def _jwt_claims(token):
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def test_bound_dockercfg_secret_has_the_4_16_shapes(openshift, unique_ns, core):
+    """LOCAL STAND-IN check (openshift-controller-manager cannot be built here, docs/testing.md):
+    the 4.16 internal-registry pull secret as its two controllers write it, step by step."""
+    from kubernetes import watch  # pylint: disable=import-outside-toplevel
+
+    namespace = unique_ns("shape")
+    flavour.wait_for_service_account(core, namespace)
+    since = core.list_namespaced_secret(namespace).metadata.resource_version
+    name, token = flavour.project(core.api_client, namespace, "bound", accounts=("default",))["default"]
+    assert name.startswith("default-dockercfg-") and len(name) == len("default-dockercfg-") + 5
+    sa = core.read_namespaced_service_account("default", namespace)
+    secret = core.read_namespaced_secret(name, namespace)
+    # Created with data {} and only the service-account annotation, owned by the account.
+    first = next(event["raw_object"] for event in watch.Watch().stream(
+        core.list_namespaced_secret, namespace, resource_version=since, timeout_seconds=5)
+        if event["raw_object"]["metadata"]["name"] == name)
+    assert base64.b64decode(first["data"][".dockercfg"]) == b"{}"
+    assert first["metadata"]["annotations"] == {flavour.TOKEN_SA_ANNOTATION: "default"}
+    assert first["type"] == "kubernetes.io/dockercfg"
+    assert [(r.api_version, r.kind, r.name, r.uid, r.controller) for r in secret.metadata.owner_references] == \
+        [("v1", "ServiceAccount", "default", sa.metadata.uid, None)]
+    assert secret.metadata.annotations == {flavour.TOKEN_SA_ANNOTATION: "default", flavour.BINDING_ANNOTATION: "bound"}
+    # Linked for pulls and, still, in secrets; the account points at it.
+    assert name in [r.name for r in sa.image_pull_secrets] and name in [r.name for r in sa.secrets]
+    assert sa.metadata.annotations[flavour.PULL_SECRET_REF_ANNOTATION] == name
+    # Filled with auth entries only, for every internal registry name, holding a token bound to
+    # the Secret that the API server issued for its default lifetime: one hour.
+    entries = json.loads(base64.b64decode(secret.data[".dockercfg"]))
+    assert sorted(entries) == sorted(flavour.INTERNAL_SERVERS)
+    assert all(entry == {"auth": base64.b64encode(b"<token>:" + token.encode()).decode()} for entry in entries.values())
+    claims = _jwt_claims(token)
+    assert claims["exp"] - claims["iat"] == 3600
+    assert claims["kubernetes.io"]["secret"] == {"name": name, "uid": secret.metadata.uid}
+    assert claims["kubernetes.io"]["serviceaccount"]["name"] == "default"
+    assert claims["sub"] == "system:serviceaccount:%s:default" % namespace
+
+
 def dockerconfigjson(core, namespace, name):
     secret = core.read_namespaced_secret(name, namespace)
     assert secret.type == "kubernetes.io/dockerconfigjson"

@@ -144,6 +144,11 @@ def dockercfg(shape: str, token: str) -> dict:
     return {server: dict(entry) for server in INTERNAL_SERVERS}
 
 
+def _suffix() -> str:
+    """Five characters as the API server's name generator picks them (no vowels, no 0/1/3)."""
+    return "".join(secrets.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
+
+
 def wait_for_service_account(core, namespace: str, name: str = "default", timeout: float = 30):
     deadline = time.monotonic() + timeout
     while True:
@@ -158,17 +163,23 @@ def wait_for_service_account(core, namespace: str, name: str = "default", timeou
 def _bound_token(core, namespace: str, account: str, secret: dict) -> str:
     """A bound token for ``account``, bound to ``secret`` as the 4.16 controller asks for it
     (no expirationSeconds: the API server's default lifetime, about an hour)."""
+    # No audiences either: the API server's own (openshift-controller-manager sends none).
     review = core.create_namespaced_service_account_token(account, namespace, {"spec": {
-        "audiences": [], "boundObjectRef": {"apiVersion": "v1", "kind": "Secret",
-                                            "name": secret.metadata.name, "uid": secret.metadata.uid}}})
+        "boundObjectRef": {"apiVersion": "v1", "kind": "Secret",
+                           "name": secret.metadata.name, "uid": secret.metadata.uid}}})
     return review.status.token
 
 
 def project(api_client, namespace: str, shape: str = "legacy", accounts=("default", "builder")) -> dict:
     """OpenShift's per-project service account setup in an existing namespace.
 
-    Returns {service account: (secret name, token)}. Before 4.16 the dockercfg secret
-    is linked for pull and mount; from 4.16 for pull only.
+    Returns {service account: (secret name, token)}. The dockercfg secret is linked in
+    ``imagePullSecrets`` and ``secrets`` in both shapes (4.16's service account controller
+    still adds it to ``secrets``). ``bound`` follows openshift-controller-manager's two
+    controllers step by step: the Secret is created with ``{}`` and the service-account
+    annotation, owned by the account; the account is linked; then a TokenRequest bound
+    to the Secret (no expiry asked for: the API server's default, one hour) fills it in
+    and the Secret is annotated ``binding: bound``.
     """
     if shape not in ("legacy", "bound"):
         raise ValueError(shape)
@@ -180,14 +191,14 @@ def project(api_client, namespace: str, shape: str = "legacy", accounts=("defaul
         else:
             _ignore_exists(core.create_namespaced_service_account, namespace, {"metadata": {"name": account}})
             sa = wait_for_service_account(core, namespace, account)
-        name = f"{account}-dockercfg-{secrets.token_hex(3)[:5]}"
+        name = f"{account}-dockercfg-{_suffix()}"
         if shape == "legacy":
             token = f"standin-legacy-token-{account}-{secrets.token_hex(8)}"
             core.create_namespaced_secret(namespace, {
                 "metadata": {"name": name, "annotations": {
                     "kubernetes.io/service-account.name": account,
                     "kubernetes.io/service-account.uid": sa.metadata.uid,
-                    "openshift.io/token-secret.name": f"{account}-token-{secrets.token_hex(3)[:5]}",
+                    "openshift.io/token-secret.name": f"{account}-token-{_suffix()}",
                     "openshift.io/token-secret.value": token}},
                 "type": "kubernetes.io/dockercfg",
                 "data": {".dockercfg": _b64(json.dumps(dockercfg(shape, token)))}})
@@ -195,17 +206,22 @@ def project(api_client, namespace: str, shape: str = "legacy", accounts=("defaul
         else:
             secret = core.create_namespaced_secret(namespace, {
                 "metadata": {"name": name,
-                             "annotations": {TOKEN_SA_ANNOTATION: account, BINDING_ANNOTATION: "bound"},
+                             "annotations": {TOKEN_SA_ANNOTATION: account},
                              "ownerReferences": [{"apiVersion": "v1", "kind": "ServiceAccount", "name": account,
-                                                  "uid": sa.metadata.uid, "controller": True,
-                                                  "blockOwnerDeletion": False}]},
+                                                  "uid": sa.metadata.uid}]},
                 "type": "kubernetes.io/dockercfg",
                 "data": {".dockercfg": _b64("{}")}})
+            # The service account controller links it (secrets too, until OpenShift drops that).
+            core.patch_namespaced_service_account(account, namespace, {
+                "metadata": {"annotations": {PULL_SECRET_REF_ANNOTATION: name}},
+                "imagePullSecrets": [{"name": name}], "secrets": [{"name": name}]})
+            # The image pull secret controller: a token bound to the Secret, then binding: bound.
             token = _bound_token(core, namespace, account, secret)
             core.patch_namespaced_secret(name, namespace, {
+                "metadata": {"annotations": {BINDING_ANNOTATION: "bound"}},
                 "data": {".dockercfg": _b64(json.dumps(dockercfg(shape, token)))}})
-            patch = {"metadata": {"annotations": {PULL_SECRET_REF_ANNOTATION: name}},
-                     "imagePullSecrets": [{"name": name}]}
+            made[account] = (name, token)
+            continue
         core.patch_namespaced_service_account(account, namespace, patch)
         made[account] = (name, token)
     return made
