@@ -129,3 +129,8 @@ build: venv
 # Module and role reference with antsibull-docs into docs/reference/ (not kept in git).
 docs: venv
 	docs/build_reference.sh
+
+# Event-driven sync: 100 namespaces in a burst through ansible-rulebook (docs/event-driven-sync.md);
+# prints p95 and missed, writes its section of docs/performance.md.
+sync-bench: deps
+	$(PY) tests/bench/sync_bench.py

@@ -102,3 +102,19 @@ def test_gone_as_exception_and_as_watch_error_event():
     assert nw.is_gone({"type": "ERROR", "raw_object": {"kind": "Status", "code": 410}})
     assert not nw.is_gone({"type": "ERROR", "raw_object": {"kind": "Status", "code": 500}})
     assert not nw.is_gone({"type": "ADDED", "raw_object": {"code": 410}})
+
+
+@pytest.mark.parametrize("name", ["pull_secret_sync.yml", "pull_secret_sync_controller.yml"])
+def test_rulebooks_are_valid_for_ansible_rulebook(name):
+    import yaml  # pylint: disable=import-outside-toplevel
+    from ansible_rulebook.validators import Validate  # pylint: disable=import-outside-toplevel
+
+    path = os.path.join(os.path.dirname(PLUGIN), "..", "..", "rulebooks", name)
+    with open(path, encoding="utf-8") as handle:
+        rulebook = yaml.safe_load(handle)
+    Validate.rulebook(rulebook)  # raises on a schema error
+    source = rulebook[0]["sources"][0]
+    assert "ibmcloud.registry.namespace_watch" in source
+    # Every argument the rulebook passes is one the source knows.
+    nw.parse_args({key: 1 for key in source["ibmcloud.registry.namespace_watch"]
+                   if key != "label_selector"}, environ={})
