@@ -16,6 +16,7 @@ import datetime
 import glob
 import json
 import os
+import re
 import secrets
 import signal
 import statistics
@@ -147,11 +148,21 @@ def main(argv=None):  # pylint: disable=too-many-locals,too-many-statements
             core.create_namespace({"metadata": {"name": name, "labels": {"it": label}}})
             created[name] = time.monotonic()
 
+        burst_start = time.monotonic()
         with ThreadPoolExecutor(max_workers=10) as pool:
             list(pool.map(create, names))
+        burst_span = time.monotonic() - burst_start
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline and not all(n in watcher.linked for n in names):
             time.sleep(0.2)
+        # Let the last playbook run print its task times (profile_tasks) before stopping.
+        settle = time.monotonic() + 60
+        while time.monotonic() < settle and proc.poll() is None:
+            with open(log_path, encoding="utf-8") as handle:
+                text = handle.read()
+            if text.count("TASKS RECAP") >= text.count("PLAY [Image pull secret"):
+                break
+            time.sleep(0.5)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -167,11 +178,15 @@ def main(argv=None):  # pylint: disable=too-many-locals,too-many-statements
     latencies = [watcher.linked[n] - created[n] for n in names if n in watcher.linked]
     missed = len(names) - len(latencies)
     with open(log_path, encoding="utf-8") as handle:
-        runs = handle.read().count("PLAY [Image pull secret")
+        text = handle.read()
+    runs = text.count("PLAY [Image pull secret")
+    # The role's module call per run (profile_tasks lines "... that reference them --- 3.14s").
+    module_times = [float(m) for m in re.findall(r"that reference them -+ ([0-9.]+)s", text)]
     p50 = statistics.median(latencies) if latencies else float("nan")
     p95 = percentile(latencies, 0.95) if latencies else float("nan")
     top = max(latencies) if latencies else float("nan")
-    print("namespaces %d, playbook runs %d (warm-up included)" % (len(names), runs))
+    print("namespaces %d, created in %.2f s; playbook runs %d (warm-up included); module time per run: %s"
+          % (len(names), burst_span, runs, ", ".join("%.2f s" % t for t in module_times)))
     print("p50 %.2f" % p50)
     print("max %.2f" % top)
     print("p95 %.2f" % p95)
@@ -186,10 +201,12 @@ def main(argv=None):  # pylint: disable=too-many-locals,too-many-statements
             "lists `all-icr-io`." % (datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                                      os.cpu_count(), len(names)),
             "",
-            "| p50 | p95 | max | missed | playbook runs | target |",
-            "|---|---|---|---|---|---|",
-            "| %.2f s | %.2f s | %.2f s | %d | %d | p95 <= %.0f s, 0 missed |" % (
-                p50, p95, top, missed, runs, TARGET_P95),
+            "| p50 | p95 | max | missed | creating the 100 | playbook runs (warm-up included) "
+            "| icr_pull_secret per run | target |",
+            "|---|---|---|---|---|---|---|---|",
+            "| %.2f s | %.2f s | %.2f s | %d | %.2f s | %d | %s | p95 <= %.0f s, 0 missed |" % (
+                p50, p95, top, missed, burst_span, runs, ", ".join("%.2f s" % t for t in module_times),
+                TARGET_P95),
         ]))
     return 0 if missed == 0 and p95 <= TARGET_P95 else 1
 
