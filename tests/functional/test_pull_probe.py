@@ -172,7 +172,7 @@ class Forwarder:
     def _accept(self):
         while True:
             try:
-                client, _ = self.server.accept()
+                client, _address = self.server.accept()
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
@@ -260,7 +260,7 @@ class SilentRegistry:
     def _accept(self):
         while True:
             try:
-                conn, _ = self.server.accept()
+                conn, _address = self.server.accept()
             except OSError:
                 return
             self.conns.append(conn)
