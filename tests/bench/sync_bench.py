@@ -42,8 +42,8 @@ from playbook import collections_path  # noqa: E402
 TARGET_P95 = 3.0
 DOC = os.path.join(REPO, "docs", "performance.md")
 START, END = "<!-- sync-bench:start -->", "<!-- sync-bench:end -->"
-SOURCE = {"auths": {"127.0.0.1:5000": {"username": "iamapikey", "password": "k",
-                                        "auth": base64.b64encode(b"iamapikey:k").decode()}}}
+SOURCE = {"auths": {"127.0.0.1:5000": {
+    "username": "iamapikey", "password": "k", "auth": base64.b64encode(b"iamapikey:k").decode()}}}
 
 
 def java_home():

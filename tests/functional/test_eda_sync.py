@@ -38,8 +38,8 @@ pytestmark = pytest.mark.cluster
 
 CLUSTER_DIR = os.environ.get("IBMREG_EDA_CLUSTER_DIR", os.path.join(REPO, ".cluster-eda"))
 PLUGIN = os.path.join(REPO, "extensions", "eda", "plugins", "event_source", "namespace_watch.py")
-SOURCE = {"auths": {"127.0.0.1:5000": {"username": "iamapikey", "password": "k",
-                                        "auth": base64.b64encode(b"iamapikey:k").decode()}}}
+SOURCE = {"auths": {"127.0.0.1:5000": {
+    "username": "iamapikey", "password": "k", "auth": base64.b64encode(b"iamapikey:k").decode()}}}
 
 
 def java_home() -> str | None:
