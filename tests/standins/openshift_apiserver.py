@@ -138,11 +138,11 @@ class OpenShiftAPIServerStandIn:
         patch = []
         if resource == "imagestreams":
             old_meta = (old or {}).get("metadata") or {}
-            spec, _generation = image_stream_spec(obj.get("spec"), (old or {}).get("spec") if old else None,
-                                                 old_meta.get("generation"))
-            patch.append({"op": "add", "path": "/spec", "value": spec})
+            old_spec = (old or {}).get("spec") if old else None
             # metadata.generation is the API server's: it sets old + 1 after admission when the
             # spec changed, the generation given to the tags here.
+            spec, _generation = image_stream_spec(obj.get("spec"), old_spec, old_meta.get("generation"))
+            patch.append({"op": "add", "path": "/spec", "value": spec})
         elif resource == "buildconfigs":
             problem = build_config_problem(obj.get("spec"))
             if problem:

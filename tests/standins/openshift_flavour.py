@@ -146,7 +146,7 @@ def dockercfg(shape: str, token: str) -> dict:
 
 def _suffix() -> str:
     """Five characters as the API server's name generator picks them (no vowels, no 0/1/3)."""
-    return "".join(secrets.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
+    return "".join(secrets.choice("bcdfghjklmnpqrstvwxz2456789") for _position in range(5))
 
 
 def wait_for_service_account(core, namespace: str, name: str = "default", timeout: float = 30):
