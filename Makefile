@@ -24,10 +24,10 @@ PYTEST_OK := || test $$? -eq 5
 
 NODE_CLUSTER_DIR := $(REPO)/.cluster-node
 
-.PHONY: help deps apt venv cluster cluster-node node-build-bg cluster-stop sanity lint units integration functional test demo demo-stop bench docs build
+.PHONY: help deps apt venv cluster cluster-node node-build-bg cluster-stop sanity lint units integration functional test demo demo-stop bench sync-bench docs build
 
 help:
-	@echo "make deps | cluster | cluster-node | cluster-stop | demo | demo-stop | bench | docs | sanity | lint | units | integration | functional | test"
+	@echo "make deps | cluster | cluster-node | cluster-stop | demo | demo-stop | bench | sync-bench | docs | sanity | lint | units | integration | functional | test"
 
 ## --- dependencies ---------------------------------------------------------------------
 
