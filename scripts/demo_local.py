@@ -114,8 +114,8 @@ def pods(state_dir: str, summary: str) -> int:
             failed.append("a pod of DaemonSet %s" % daemonset.metadata.name)
         for pod in ds_pods:
             why = _waiting(pod)
-            lines.append("  pod %s: %s on node %s%s" % (pod.metadata.name, pod.status.phase, pod.spec.node_name,
-                                                       " (%s)" % why if why else ""))
+            lines.append("  pod %s: %s on node %s%s" % (
+                pod.metadata.name, pod.status.phase, pod.spec.node_name, " (%s)" % why if why else ""))
             if pod.status.phase != "Running":
                 failed.append("%s/%s" % (pod.metadata.namespace, pod.metadata.name))
     print("\n".join(lines))
