@@ -62,6 +62,9 @@ cluster: deps
 cluster-node: deps
 	@if [ -f $(REPO)/.tmp/build-go.log ]; then cat $(REPO)/.tmp/build-go.log; fi
 	$(PY) tests/cluster/localcluster.py start --node --dir $(NODE_CLUSTER_DIR)
+	@# The openshift/api module's CRDs (Route, the registry operator's Config) for the
+	@# OpenShift tests, into the Go module cache; the tests read it offline.
+	$(PY) tests/cluster/crds.py --fetch-openshift-api
 
 # `make test` starts the Go builds in the background right after deps, so that they
 # overlap the sanity, lint, unit and integration steps; cluster-node then waits for them
