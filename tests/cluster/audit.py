@@ -51,14 +51,20 @@ class AuditLog:
         try:
             with open(self.path, "rb") as log:
                 size = log.seek(0, os.SEEK_END)
-                if size == 0:
-                    return 0
-                log.seek(max(0, size - 65536))
-                tail = log.read()
+                window = 65536
+                while True:
+                    start = max(0, size - window)
+                    log.seek(start)
+                    # Exactly up to size: the apiserver appends while we read, and counting
+                    # back from the end of what was read would put the mark inside a line.
+                    tail = log.read(size - start)
+                    newline = tail.rfind(b"\n")
+                    if newline >= 0 or start == 0:
+                        # The apiserver may be half-way through writing the last line.
+                        return start + newline + 1
+                    window *= 4
         except FileNotFoundError:
             return 0
-        # The apiserver may be half-way through writing a line.
-        return size - len(tail) + tail.rfind(b"\n") + 1
 
     def events(self, since: int = 0, user: str | None = None) -> list:
         """ResponseComplete events from offset `since`, of `user` if given."""

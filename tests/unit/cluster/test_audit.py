@@ -77,3 +77,45 @@ def test_cli_count_reports_json(tmp_path, capsys):
         "writes": 1,
         "requests": [{"verb": "create", "resource": "secrets", "namespace": "ns-a", "name": "pull", "code": 200}],
     }
+
+
+def test_mark_is_a_line_boundary_while_the_apiserver_appends(tmp_path, monkeypatch):
+    path = tmp_path / "audit.log"
+    log = write_log(path, [event("create", name=f"s{i}") for i in range(3)])
+    size = path.stat().st_size
+    # A whole line, then one the apiserver is half-way through writing.
+    appended = json.dumps(event("delete")).encode() + b"\n"
+    partial = b'{"stage": "Respo'
+
+    class Appending:
+        """The log file, with a line appended between mark()'s size probe and its read."""
+
+        def __init__(self, name, mode):
+            self.file = open(name, mode)  # noqa: SIM115 - closed by __exit__
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def seek(self, *args):
+            return self.file.seek(*args)
+
+        def read(self, *args):
+            with open(path, "ab") as writer:
+                writer.write(appended + partial)
+            return self.file.read(*args)
+
+    monkeypatch.setattr(audit, "open", Appending, raising=False)
+    mark = log.mark()
+    monkeypatch.undo()
+
+    assert mark == size
+    assert log.count(mark) == {"delete": 1}
+
+
+def test_mark_after_a_line_longer_than_the_first_window(tmp_path):
+    log = write_log(tmp_path / "audit.log", [event("create", name="x" * 200000)], tail=b'{"stage"')
+
+    assert log.mark() == (tmp_path / "audit.log").stat().st_size - len(b'{"stage"')
