@@ -11,18 +11,18 @@ PY := $(VENV)/bin/python
 ANSIBLE_TEST := $(REPO)/tests/ansible_test.sh
 export PATH := $(VENV)/bin:$(PATH)
 
-# Build tools for kube-apiserver (tests/cluster/build-k8s.sh), etcd, the containerd and
-# registry stand-ins, the node cluster's runc, CNI plugins, pause image (gcc -static) and
-# app image (busybox-static), and what the scripts call (strace: the egress tests). `make` must be there to read this file.
-DEBIAN_PACKAGES := golang-go rsync etcd-server etcd-client golang-github-modern-go-reflect2-dev \
+# Go for the cluster's binaries (tests/cluster/build-go.sh: Kubernetes, etcd and containerd
+# from Go modules), Debian's containerd 1.6 (the config.toml checks), the node's runc, CNI
+# plugins, pause image (gcc -static) and app image (busybox-static), the registry, and what
+# the scripts call (rsync: ansible_test.sh; strace: the egress tests). `make` must be there
+# to read this file.
+DEBIAN_PACKAGES := golang-go rsync \
 	jq containerd docker-registry skopeo apache2-utils make openssl git python3-venv \
 	runc containernetworking-plugins busybox-static gcc libc6-dev util-linux \
 	shellcheck strace
 
 # pytest exits 5 when it collected no test: not a failure here.
 PYTEST_OK := || test $$? -eq 5
-
-NODE_CLUSTER_DIR := $(REPO)/.cluster-node
 
 .PHONY: help deps apt venv cluster cluster-node node-build-bg cluster-stop sanity lint units integration functional test demo demo-stop bench sync-bench docs build
 
@@ -53,28 +53,31 @@ $(VENV)/.deps-stamp: $(wildcard $(REPO)/requirements*.txt)
 
 ## --- local control plane (tests/cluster) ----------------------------------------------
 
+# The current single-node cluster in .cluster: Kubernetes, etcd and containerd from Go
+# modules (built once and cached by tests/cluster/build-go.sh, which prints each cold
+# build's time; it waits for a build already running), a Ready node and a private registry.
+# Every integration target and functional test runs on it.
 cluster: deps
-	IBMREG_K8S_BIN=$$(bash tests/cluster/build-k8s.sh) $(PY) tests/cluster/localcluster.py start
-
-# The current single-node cluster (Kubernetes, etcd, containerd from Go modules, built once
-# and cached by tests/cluster/build-go.sh, which prints each cold build's time), with a
-# Ready node and a private registry: tests/functional/test_node_pulls.py runs on it.
-cluster-node: deps
-	@if [ -f $(REPO)/.tmp/build-go.log ]; then cat $(REPO)/.tmp/build-go.log; fi
-	$(PY) tests/cluster/localcluster.py start --node --dir $(NODE_CLUSTER_DIR)
+	@bash tests/cluster/build-go.sh > /dev/null
+	@if [ -f $(REPO)/.tmp/build-go.log ]; then grep -v '^go: downloading' $(REPO)/.tmp/build-go.log || true; fi
+	$(PY) tests/cluster/localcluster.py start --node
 	@# The openshift/api module's CRDs (Route, the registry operator's Config) for the
 	@# OpenShift tests, into the Go module cache; the tests read it offline.
 	$(PY) tests/cluster/crds.py --fetch-openshift-api
 
+# The same cluster: .cluster-node is an alias of .cluster (tests written for a separate
+# node cluster use it).
+cluster-node: cluster
+
 # `make test` starts the Go builds in the background right after deps, so that they
-# overlap the sanity, lint, unit and integration steps; cluster-node then waits for them
-# (a lock per component) and finds the binaries cached.
+# overlap the sanity, lint and unit steps; cluster then waits for them (a lock per
+# component) and finds the binaries cached.
 node-build-bg:
 	@mkdir -p $(REPO)/.tmp
 	@setsid bash tests/cluster/build-go.sh > $(REPO)/.tmp/build-go.log 2>&1 < /dev/null &
 
 # Stdlib only: works without .venv. Also stops every <repo>/.cluster-* cluster that
-# tests started (.cluster-node, .cluster-plain, ...).
+# tests started (.cluster-plain, .cluster-iam, ...).
 cluster-stop:
 	python3 tests/cluster/localcluster.py stop --all
 
@@ -102,7 +105,7 @@ functional: cluster
 # failed. Under CI the cluster is stopped afterwards; locally it stays up for reuse.
 test:
 	@summary=""; failed=""; \
-	for step in deps node-build-bg cluster sanity lint units integration cluster-node functional; do \
+	for step in deps node-build-bg sanity lint units cluster integration functional; do \
 	  start=$$SECONDS; \
 	  if $(MAKE) --no-print-directory $$step; then result=ok; else result=FAILED; failed="$$failed $$step"; fi; \
 	  summary="$$summary  $$step: $$result ($$((SECONDS - start))s)\n"; \

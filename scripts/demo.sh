@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The demo behind `make demo`: the whole registry setup of playbooks/site.yml against a local
-# Kubernetes control plane, twice (the second run changes nothing), then playbooks/verify.yml,
-# then a summary of what exists in the cluster.
+# Kubernetes cluster with one node and a private registry, twice (the second run changes
+# nothing), then playbooks/verify.yml, then one pod per demo namespace that pulls the private
+# image through the secrets site.yml made, and a summary (scripts/demo_local.py).
 #
 #   scripts/demo.sh          (after `make deps`; `make demo` does both)
-#   scripts/demo.sh stop     stop the demo's control plane
+#   scripts/demo.sh stop     stop the demo's cluster
 #
-# The control plane is its own (state in <repo>/.cluster-demo), so the demo never touches the
+# The cluster is its own (state in <repo>/.cluster-demo), so the demo never touches the
 # cluster the tests use. Each run starts it fresh; it keeps running afterwards, for kubectl:
 #   KUBECONFIG=.cluster-demo/kubeconfig kubectl get secrets -A
 set -euo pipefail
@@ -26,25 +27,35 @@ fi
 banner() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 banner "What is real here and what is not"
-cat <<'EOF'
-Real: a Kubernetes 1.20 control plane (etcd, kube-apiserver, kube-controller-manager) on
-loopback, this collection's roles and modules, kubernetes.core, ansible-playbook.
+cat <<'TEXT'
+Real: a Kubernetes cluster on loopback (etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and one node, kubelet with containerd, all built from their Go modules by
+tests/cluster/build-go.sh), a private registry (docker-registry with TLS and passwords)
+holding a small busybox image, this collection's roles and modules, kubernetes.core,
+ansible-playbook. Pods on the node pull the image through the secrets site.yml makes.
 Not real, and said so:
   - all-icr-io in `default` is a STAND-IN: IBM Cloud Kubernetes Service creates the real one
-    (playbooks/demo_prepare.yml makes a clearly labelled placeholder);
-  - the private registry password and the entitlement key are placeholders (nothing logs in);
-  - the local control plane has no nodes: the containerd DaemonSet is created but runs no pod;
+    (an API key for icr.io); playbooks/demo_prepare.yml makes a clearly labelled one that
+    holds the local registry's credentials;
+  - the "private registry" and the entitled registry cp.icr.io are both the local registry:
+    the node sends cp.icr.io to it (hosts.toml), and its password for user `cp` plays the
+    entitlement key; nothing leaves this machine;
   - IBM Cloud IAM (service IDs, policies, API keys: the iam_pull_secret part) cannot be reached
     from here, so it is not in the demo's vars; the tests run it against a local IAM stand-in;
   - the OpenShift parts are in the vars on purpose: this is plain Kubernetes, so site.yml skips
     them and says why.
-EOF
+TEXT
 
-banner "Local control plane ($state), started fresh"
-k8s_bin=$(bash "$repo/tests/cluster/build-k8s.sh" | tail -n1)
+banner "Local cluster ($state), started fresh: one node, a private registry"
+# Built once and cached (on a fresh machine this is the long step: build-go.sh prints each
+# cold build's time).
+bash "$repo/tests/cluster/build-go.sh" > /dev/null
 # A fresh start (empty etcd) every time, so that the first run shows the whole setup.
 "$python" "$repo/tests/cluster/localcluster.py" stop --dir "$state" >/dev/null
-IBMREG_K8S_BIN=$k8s_bin "$python" "$repo/tests/cluster/localcluster.py" start --dir "$state"
+"$python" "$repo/tests/cluster/localcluster.py" start --node --dir "$state"
+# demo.yml's parts with the local registry's address and credentials (in the state dir).
+local_vars=$state/demo-local-vars.yml
+"$python" "$repo/scripts/demo_local.py" vars "$state" "$repo/playbooks/vars/demo.yml" "$local_vars"
 
 # The repository, installed as the collection ibmcloud.registry (a symlink).
 collections=$repo/.tmp/demo-collections
@@ -66,13 +77,13 @@ play() {  # play NAME PLAYBOOK [ARGS...]: run, keep the output in .tmp/demo-logs
 recap() { grep -A3 '^PLAY RECAP' "$logs/$1.log" | grep -E '^local-demo ' | head -n1; }
 
 banner "DEMO ONLY: prepare the cluster like a fresh IBM Cloud cluster (namespaces, STAND-IN all-icr-io)"
-play prepare demo_prepare.yml
+play prepare demo_prepare.yml -e "@$local_vars"
 
 banner "site.yml, first run: set everything up"
-play site-1 site.yml -e "@$vars"
+play site-1 site.yml -e "@$vars" -e "@$local_vars"
 
 banner "site.yml, second run: must report no change"
-play site-2 site.yml -e "@$vars"
+play site-2 site.yml -e "@$vars" -e "@$local_vars"
 second=$(recap site-2)
 echo "$second"
 case "$second" in
@@ -81,35 +92,17 @@ case "$second" in
 esac
 
 banner "verify.yml: read-only audit (fails on drift)"
-play verify verify.yml -e "@$vars"
+play verify verify.yml -e "@$vars" -e "@$local_vars"
 
-banner "What now exists in the cluster"
-"$python" - "$state/kubeconfig-fixture" <<'EOF'
-import sys
-
-from kubernetes import client, config
-
-api = config.new_client_from_config(config_file=sys.argv[1])
-core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-managed = "app.kubernetes.io/managed-by=ibmcloud.registry"
-print("Image pull secrets made by ibmcloud.registry:")
-for s in sorted(core.list_secret_for_all_namespaces(label_selector=managed).items,
-                key=lambda s: (s.metadata.namespace, s.metadata.name)):
-    print("  %-10s %-24s %s" % (s.metadata.namespace, s.metadata.name, s.type))
-print("Service accounts that use them (imagePullSecrets):")
-for ns in ("demo-apps", "demo-web", "demo-cp"):
-    refs = core.read_namespaced_service_account("default", ns).image_pull_secrets or []
-    print("  %-10s default -> %s" % (ns, ", ".join(r.name for r in refs)))
-for ds in apps.list_daemon_set_for_all_namespaces(label_selector=managed).items:
-    print("containerd hosts.toml DaemonSet: %s/%s (no nodes here, so %d pods)"
-          % (ds.metadata.namespace, ds.metadata.name, ds.status.current_number_scheduled or 0))
-EOF
+banner "Pods in the demo namespaces pull the private image through those secrets"
+"$python" "$repo/scripts/demo_local.py" pods "$state" "$logs/summary.txt"
 
 banner "Done"
 cat <<EOF
-The control plane keeps running:  KUBECONFIG=$state/kubeconfig kubectl get secrets -A
+The cluster keeps running:  KUBECONFIG=$state/kubeconfig kubectl get pods -A
 Try drift:  KUBECONFIG=$state/kubeconfig kubectl -n demo-web delete secret all-icr-io
             ANSIBLE_COLLECTIONS_PATH=.tmp/demo-collections .venv/bin/ansible-playbook
               -i playbooks/inventory/demo.yml playbooks/verify.yml -e @playbooks/vars/demo.yml
-Logs: $logs/   Stop: scripts/demo.sh stop   IAM, OpenShift and AWX: docs/guide.md, docs/awx.md
+              -e @.cluster-demo/demo-local-vars.yml
+Summary: $logs/summary.txt   Logs: $logs/   Stop: scripts/demo.sh stop   IAM, OpenShift and AWX: docs/guide.md, docs/awx.md
 EOF

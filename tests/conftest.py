@@ -25,8 +25,8 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def cluster() -> localcluster.ClusterInfo:
-    """The local cluster of $IBMREG_CLUSTER_DIR (default <repo>/.cluster), started if needed."""
-    return localcluster.ensure_running()
+    """The local cluster of $IBMREG_CLUSTER_DIR (default <repo>/.cluster) with its node, started if needed."""
+    return localcluster.ensure_running(node=True)
 
 
 @pytest.fixture(scope="session")

@@ -189,15 +189,14 @@ class Bench:
         return ns_set
 
     def _wait_for_default_accounts(self, ns_set: NamespaceSet) -> None:
-        # Settled means: the token controller has also added the SA's token secret, so
-        # no controller writes to these service accounts while a path is timed.
+        # Kubernetes >= 1.24 adds no token secret to a ServiceAccount: once it exists, no
+        # controller writes to it again while a path is timed.
         wanted = set(ns_set.names)
         deadline = time.monotonic() + SA_TIMEOUT
         while True:
             accounts = self.core.list_service_account_for_all_namespaces(
                 field_selector="metadata.name=default").items
-            settled = {sa.metadata.namespace for sa in accounts
-                       if sa.metadata.namespace in wanted and sa.secrets}
+            settled = {sa.metadata.namespace for sa in accounts if sa.metadata.namespace in wanted}
             if settled == wanted:
                 break
             if time.monotonic() > deadline:

@@ -73,7 +73,9 @@ def environment(bench: harness.Bench) -> dict:
         "ibmcloud.registry": _read(os.path.join(harness.REPO, "galaxy.yml"), r"^version:\s*(.*)$"),
         "kubernetes (Python client)": kubernetes.__version__,
         "kube-apiserver": bench.server_version(),
-        "etcd": _first_line(["etcd", "--version"]).replace("etcd Version: ", ""),
+        # The cluster's own etcd (build-go.sh), not one on PATH.
+        "etcd": _first_line([os.path.join(harness.localcluster.go_bin_dirs()["etcd"], "etcd"),
+                             "--version"]).replace("etcd Version: ", ""),
         "kubectl": kubectl.replace("Client Version: ", ""),
     }
 

@@ -1,11 +1,14 @@
-"""A real Kubernetes control plane on loopback for the tests: etcd, kube-apiserver and
-kube-controller-manager, started from binaries that build-k8s.sh caches (1.20.2 from
-Debian's source package).
+"""A real, current Kubernetes cluster on loopback for the tests: etcd, kube-apiserver and
+kube-controller-manager built from Go modules by build-go.sh (versions.env, cached per
+version).
 
-With ``--node`` (node=True) it is a current single-node cluster instead: Kubernetes,
-etcd and containerd built from Go modules by build-go.sh (versions.env), plus
-kube-scheduler, one worker node (containerd + kubelet, localnode.py) and a private
-registry holding a small image; cluster.json then also has ``registry`` and ``node``.
+With ``--node`` (node=True) it is a single-node cluster: plus kube-scheduler, one worker
+node (containerd + kubelet, localnode.py) and a private registry holding a small image;
+cluster.json then also has ``registry`` and ``node``. `make cluster` starts <repo>/.cluster
+that way. Without it, a control plane only (cheaper, for tests where no pod must run).
+
+<repo>/.cluster-node is an alias of the default cluster (a symlink to it): tests written
+for a separate node cluster run on the one cluster.
 
 Usable as a module (ensure_running, stop, info) and as a CLI:
     python tests/cluster/localcluster.py start|stop|status [--dir DIR] [--node] [--all]
@@ -45,15 +48,13 @@ ZOMBIE_GRACE = 5
 # Identities in the token file, with their groups. Tests count the requests of `admin`
 # (the client under test); `fixture` sets up and tears down without being counted; the
 # controller-manager has its own name so its traffic never looks like the client's.
+# The scheduler is bound by default RBAC; the kubelet goes through the Node authorizer
+# and NodeRestriction. Both are in every cluster's token file (kubeconfigs stay valid when
+# a control plane is restarted with a node).
 USERS = {
     "admin": "system:masters",
     "fixture": "system:masters",
     "system:kube-controller-manager": "system:masters",
-}
-
-# A node cluster's extra identities: the scheduler (bound by default RBAC) and the
-# kubelet (Node authorizer and NodeRestriction).
-NODE_USERS = {
     "system:kube-scheduler": "",
     f"system:node:{localnode.NODE_NAME}": "system:nodes",
 }
@@ -91,6 +92,36 @@ class ClusterInfo:
 
 def default_dir() -> str:
     return os.path.abspath(os.environ.get("IBMREG_CLUSTER_DIR") or os.path.join(REPO, ".cluster"))
+
+
+NODE_ALIAS = os.path.join(REPO, ".cluster-node")
+
+
+def canonical_dir(state_dir: str | None = None) -> str:
+    """The state directory a path stands for: <repo>/.cluster-node is the default cluster.
+
+    The alias is a symlink, so that files read by path (node/containerd.toml) are the
+    default cluster's; a real directory there (a separate node cluster of an older
+    checkout) is stopped and replaced by the link.
+    """
+    path = os.path.abspath(state_dir or default_dir())
+    if path != NODE_ALIAS:
+        return path
+    target = default_dir()
+    if target == NODE_ALIAS:
+        return path
+    if os.path.islink(path):
+        if os.path.realpath(path) == os.path.realpath(target):
+            return target
+        os.remove(path)
+    elif os.path.isdir(path):
+        with _locked(path):
+            _stop_unlocked(path)
+        shutil.rmtree(path)
+    os.makedirs(target, exist_ok=True)
+    with contextlib.suppress(FileExistsError):  # another process made it just now
+        os.symlink(target, path)
+    return target
 
 
 def _path(state_dir: str, *parts: str) -> str:
@@ -295,15 +326,6 @@ def _wait(state_dir: str, procs: dict, what: str, check, timeout: float = READY_
 
 # --- start / stop ----------------------------------------------------------------------
 
-def k8s_bin_dir() -> str:
-    """Directory with kube-apiserver and kube-controller-manager ($IBMREG_K8S_BIN or build-k8s.sh)."""
-    if os.environ.get("IBMREG_K8S_BIN"):
-        return os.environ["IBMREG_K8S_BIN"]
-    out = subprocess.run(["bash", os.path.join(HERE, "build-k8s.sh")], check=True,
-                         stdout=subprocess.PIPE, text=True).stdout
-    return out.strip().splitlines()[-1]
-
-
 def go_bin_dirs() -> dict:
     """{component: bin dir} of the Go-module builds (build-go.sh; cached per version)."""
     out = subprocess.run(["bash", os.path.join(HERE, "build-go.sh")], check=True,
@@ -311,50 +333,29 @@ def go_bin_dirs() -> dict:
     return dict(line.split("=", 1) for line in out.strip().splitlines() if "=" in line)
 
 
-def _apiserver_argv(bin_dir: str, state_dir: str, ports: dict, node: bool = False) -> list:
+def _apiserver_argv(bin_dir: str, state_dir: str, ports: dict) -> list:
     pki = _path(state_dir, "pki")
-    if node:
-        # Kubernetes >= 1.24: no insecure port. The Node authorizer and NodeRestriction
-        # for the kubelet; the kubelet is reached by its name (localhost), never by the
-        # VM's eth0 address, with a client certificate its x509 authentication accepts.
-        return [
-            os.path.join(bin_dir, "kube-apiserver"),
-            f"--etcd-servers=http://127.0.0.1:{ports['etcd_client']}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={ports['apiserver']}",
-            f"--tls-cert-file={pki}/apiserver.crt",
-            f"--tls-private-key-file={pki}/apiserver.key",
-            f"--token-auth-file={state_dir}/tokens.csv",
-            "--authorization-mode=Node,RBAC",
-            "--enable-admission-plugins=NodeRestriction",
-            f"--service-account-key-file={pki}/sa.pub",
-            f"--service-account-signing-key-file={pki}/sa.key",
-            "--service-account-issuer=https://kubernetes.default.svc",
-            "--service-cluster-ip-range=10.96.0.0/24",
-            "--kubelet-preferred-address-types=Hostname",
-            f"--kubelet-client-certificate={pki}/kubelet-client.crt",
-            f"--kubelet-client-key={pki}/kubelet-client.key",
-            f"--audit-policy-file={state_dir}/audit-policy.yaml",
-            f"--audit-log-path={state_dir}/audit.log",
-            "--audit-log-format=json",
-            "--audit-log-mode=blocking",
-            "--audit-log-maxsize=0",
-        ]
+    # The Node authorizer and NodeRestriction for the kubelet; the kubelet is reached by its
+    # name (localhost), never by the VM's eth0 address, with a client certificate its x509
+    # authentication accepts. Priority and fairness stay on, as on every current cluster
+    # (system:masters, all of the tests' identities but the node's, is exempt).
     return [
         os.path.join(bin_dir, "kube-apiserver"),
         f"--etcd-servers=http://127.0.0.1:{ports['etcd_client']}",
         "--bind-address=127.0.0.1",
         f"--secure-port={ports['apiserver']}",
-        "--insecure-port=0",
         f"--tls-cert-file={pki}/apiserver.crt",
         f"--tls-private-key-file={pki}/apiserver.key",
         f"--token-auth-file={state_dir}/tokens.csv",
-        "--authorization-mode=RBAC",
+        "--authorization-mode=Node,RBAC",
+        "--enable-admission-plugins=NodeRestriction",
         f"--service-account-key-file={pki}/sa.pub",
         f"--service-account-signing-key-file={pki}/sa.key",
         "--service-account-issuer=https://kubernetes.default.svc",
         "--service-cluster-ip-range=10.96.0.0/24",
-        "--enable-priority-and-fairness=false",
+        "--kubelet-preferred-address-types=Hostname",
+        f"--kubelet-client-certificate={pki}/kubelet-client.crt",
+        f"--kubelet-client-key={pki}/kubelet-client.key",
         f"--audit-policy-file={state_dir}/audit-policy.yaml",
         f"--audit-log-path={state_dir}/audit.log",
         "--audit-log-format=json",
@@ -363,9 +364,9 @@ def _apiserver_argv(bin_dir: str, state_dir: str, ports: dict, node: bool = Fals
     ]
 
 
-def _controller_manager_argv(bin_dir: str, state_dir: str, node: bool = False) -> list:
+def _controller_manager_argv(bin_dir: str, state_dir: str) -> list:
     pki = _path(state_dir, "pki")
-    argv = [
+    return [
         os.path.join(bin_dir, "kube-controller-manager"),
         f"--kubeconfig={state_dir}/kubeconfig-controller-manager",
         f"--service-account-private-key-file={pki}/sa.key",
@@ -373,13 +374,10 @@ def _controller_manager_argv(bin_dir: str, state_dir: str, node: bool = False) -
         "--controllers=*",
         "--leader-elect=false",
         "--secure-port=0",
-        "--port=0",
         # The default QPS makes 1000 new namespaces wait over 20 s for their `default` SA.
         "--kube-api-qps=500",
         "--kube-api-burst=1000",
     ]
-    # --port (the insecure port) is gone since 1.24.
-    return [a for a in argv if a != "--port=0"] if node else argv
 
 
 def _scheduler_argv(bin_dir: str, state_dir: str) -> list:
@@ -387,11 +385,11 @@ def _scheduler_argv(bin_dir: str, state_dir: str) -> list:
             "--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0"]
 
 
-def _etcd_argv(state_dir: str, ports: dict, etcd: str | None = None) -> list:
+def _etcd_argv(state_dir: str, ports: dict, etcd: str) -> list:
     client = f"http://127.0.0.1:{ports['etcd_client']}"
     peer = f"http://127.0.0.1:{ports['etcd_peer']}"
     return [
-        etcd or shutil.which("etcd") or "etcd",
+        etcd,
         "--name=local",
         f"--data-dir={state_dir}/etcd",
         f"--listen-client-urls={client}",
@@ -413,14 +411,12 @@ def _prepare(state_dir: str, node: bool = False) -> tuple:
     with open(_path(state_dir, "audit-policy.yaml"), "w", encoding="ascii") as policy:
         policy.write(AUDIT_POLICY)
     ports = {"etcd_client": _free_port(), "etcd_peer": _free_port(), "apiserver": _free_port()}
-    users = dict(USERS)
     if node:
-        users.update(NODE_USERS)
         ports.update(registry=_free_port(), kubelet=_free_port(), kubelet_healthz=_free_port())
-        # What kube-apiserver presents to the kubelet (x509 client CA = the cluster's CA).
-        localnode.sign(_path(state_dir, "pki"), "kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client",
-                       "", "clientAuth")
-    return _tokens(state_dir, users), ports
+    # What kube-apiserver presents to the kubelet (x509 client CA = the cluster's CA).
+    localnode.sign(_path(state_dir, "pki"), "kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client",
+                   "", "clientAuth")
+    return _tokens(state_dir, USERS), ports
 
 
 def _write_configs(state_dir: str, server: str, tokens: dict) -> ClusterInfo:
@@ -444,11 +440,8 @@ def _default_sa_exists(cluster: ClusterInfo) -> bool:
 
 
 def _start(state_dir: str, node: bool = False) -> ClusterInfo:
-    if node:
-        bins = go_bin_dirs()
-        bin_dir, etcd = bins["kubernetes"], os.path.join(bins["etcd"], "etcd")
-    else:
-        bins, bin_dir, etcd = {}, k8s_bin_dir(), None
+    bins = go_bin_dirs()
+    bin_dir, etcd = bins["kubernetes"], os.path.join(bins["etcd"], "etcd")
     tokens, ports = _prepare(state_dir, node)
     cluster = _write_configs(state_dir, f"https://127.0.0.1:{ports['apiserver']}", tokens)
     procs = {}
@@ -458,18 +451,20 @@ def _start(state_dir: str, node: bool = False) -> ClusterInfo:
         _save(state_dir, cluster, state)
         _wait(state_dir, procs, "etcd", lambda: _get(f"http://127.0.0.1:{ports['etcd_client']}/health") == 200)
         procs["kube-apiserver"] = _spawn(state_dir, "kube-apiserver",
-                                         _apiserver_argv(bin_dir, state_dir, ports, node))
+                                         _apiserver_argv(bin_dir, state_dir, ports))
         _save(state_dir, cluster, state)
         _wait(state_dir, procs, "kube-apiserver /readyz", lambda: _healthy(cluster, state))
         procs["kube-controller-manager"] = _spawn(state_dir, "kube-controller-manager",
-                                                  _controller_manager_argv(bin_dir, state_dir, node))
+                                                  _controller_manager_argv(bin_dir, state_dir))
         _save(state_dir, cluster, state)
+        version = _get_json(cluster, "/version") or {}
+        cluster.version = version.get("gitVersion", "")
         if node:
             _start_node(state_dir, cluster, state, bins)
         # The service account controller answering proves the controller-manager works.
         _wait(state_dir, procs, "the default ServiceAccount", lambda: _default_sa_exists(cluster))
     except BaseException:
-        _terminate(procs, state_dir if node else None, state.get("node_ns"))
+        _terminate(procs, state_dir, state.get("node_ns"))
         raise
     return _load(state_dir)
 
@@ -477,9 +472,7 @@ def _start(state_dir: str, node: bool = False) -> ClusterInfo:
 def _start_node(state_dir: str, cluster: ClusterInfo, state: dict, bins: dict) -> None:
     """kube-scheduler, the registry (with its image) and the node, until the node is Ready."""
     procs, ports = state["procs"], state["ports"]
-    tokens = _tokens(state_dir, {**USERS, **NODE_USERS})
-    version = _get_json(cluster, "/version") or {}
-    cluster.version = version.get("gitVersion", "")
+    tokens = _tokens(state_dir, USERS)
     procs["kube-scheduler"] = _spawn(state_dir, "kube-scheduler", _scheduler_argv(bins["kubernetes"], state_dir))
     procs["registry"] = _spawn(state_dir, "registry", localnode.registry_argv(state_dir, ports["registry"]))
     _save(state_dir, cluster, state)
@@ -499,7 +492,7 @@ def _start_node(state_dir: str, cluster: ClusterInfo, state: dict, bins: dict) -
     _save(state_dir, cluster, state)
     sock = os.path.join(localnode.node_dir(state_dir), "containerd.sock")
     _wait(state_dir, procs, "containerd's socket", lambda: os.path.exists(sock))
-    localnode.import_pause(state_dir, bins)
+    localnode.import_images(state_dir, bins)
     procs["kubelet"] = _spawn(state_dir, "kubelet", localnode.kubelet_argv(state_dir, bins, holder), env)
     cluster.node = localnode.NODE_NAME
     _save(state_dir, cluster, state)
@@ -556,7 +549,7 @@ def _stop_unlocked(state_dir: str) -> bool:
 
 def info(state_dir: str | None = None) -> ClusterInfo | None:
     """The recorded cluster of state_dir if all its processes run and it is ready, else None."""
-    state_dir = os.path.abspath(state_dir or default_dir())
+    state_dir = canonical_dir(state_dir)
     cluster = _load(state_dir)
     if cluster is None or not _healthy(cluster, _state(state_dir)):
         return None
@@ -566,13 +559,14 @@ def info(state_dir: str | None = None) -> ClusterInfo | None:
 def ensure_running(state_dir: str | None = None, node: bool = False) -> ClusterInfo:
     """Start the cluster of state_dir unless it already runs and answers /readyz.
 
-    node=True: the current single-node cluster (a running cluster without a node is
-    restarted as one).
+    node=True: with its node and registry (a running control plane without a node is
+    restarted as one). node=False: a control plane is enough; a running cluster with a
+    node is returned as it is.
     """
-    state_dir = os.path.abspath(state_dir or default_dir())
+    state_dir = canonical_dir(state_dir)
     with _locked(state_dir):
         cluster = info(state_dir)
-        if cluster is not None and (bool(cluster.node) == node):
+        if cluster is not None and (cluster.node or not node):
             return cluster
         _stop_unlocked(state_dir)
         return _start(state_dir, node)
@@ -580,7 +574,7 @@ def ensure_running(state_dir: str | None = None, node: bool = False) -> ClusterI
 
 def stop(state_dir: str | None = None) -> bool:
     """Stop every process recorded for state_dir. Returns whether there was anything to stop."""
-    state_dir = os.path.abspath(state_dir or default_dir())
+    state_dir = canonical_dir(state_dir)
     with _locked(state_dir):
         return _stop_unlocked(state_dir)
 
@@ -590,11 +584,11 @@ def main(argv: list | None = None) -> int:
     parser.add_argument("command", choices=("start", "stop", "status"))
     parser.add_argument("--dir", default=None, help="state directory (default $IBMREG_CLUSTER_DIR or <repo>/.cluster)")
     parser.add_argument("--node", action="store_true",
-                        help="start: the current single-node cluster with a registry (build-go.sh)")
+                        help="start: with a worker node and a private registry (make cluster)")
     parser.add_argument("--all", action="store_true",
                         help="stop: also every <repo>/.cluster-* cluster that tests started")
     args = parser.parse_args(argv)
-    state_dir = os.path.abspath(args.dir or default_dir())
+    state_dir = canonical_dir(args.dir)
     if args.command == "start":
         started = time.monotonic()
         cluster = ensure_running(state_dir, node=args.node)
@@ -605,8 +599,10 @@ def main(argv: list | None = None) -> int:
     if args.command == "stop":
         dirs = [state_dir]
         if args.all:
+            # Not the alias .cluster-node (a symlink): it is the default cluster.
             dirs += sorted(os.path.join(REPO, d) for d in os.listdir(REPO)
-                           if d.startswith(".cluster-") and os.path.isdir(os.path.join(REPO, d)))
+                           if d.startswith(".cluster-") and os.path.isdir(os.path.join(REPO, d))
+                           and not os.path.islink(os.path.join(REPO, d)))
         for one in dirs:
             print(f"{one}: " + ("stopped" if stop(one) else "not running"))
         return 0

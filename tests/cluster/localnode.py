@@ -3,16 +3,19 @@
 The node is containerd 2.x with its CRI plugin, runc (Debian) and kubelet, in a private
 mount namespace of their own (facts: ../shared/reference/real-node.md):
 - a holder process (``unshare -m --propagation private``) bind-mounts the node's own /run,
-  /var, /etc/resolv.conf (nameserver 127.0.0.1), /etc/hosts (test names -> 127.0.0.1) and
-  four /proc/sys files holding the values kubelet wants, then sleeps; containerd and
-  kubelet join its namespace with nsenter, so every mount they make vanishes with them;
+  /var, /etc/resolv.conf (nameserver 127.0.0.1), /etc/hosts (test names -> 127.0.0.1),
+  /etc/containerd (a scratch directory: what DaemonSets write to the default config_path
+  stays on the node) and six /proc/sys files holding the values kubelet wants, then
+  sleeps; containerd and kubelet join its namespace with nsenter, so every mount they
+  make vanishes with them;
 - pods use hostNetwork; CNI is a loopback-only conflist (the node is Ready with it);
 - kubelet listens on 127.0.0.1 only, the node is called ``localhost`` and the API server
   prefers the Hostname address, so nothing dials the VM's eth0 address.
 
 The registry is Debian's docker-registry on 127.0.0.1 with TLS from the cluster's CA and
 bcrypt htpasswd users; it serves a busybox-static image built here, and a pause image
-built from node/pause.c is imported into containerd as the sandbox image.
+built from node/pause.c is imported into containerd as the sandbox image, and the busybox
+image as LOCAL_APP_IMAGE.
 
 Stdlib only. Teardown (stop) kills kubelet, every process in the node's cgroups and in its
 mount namespace, removes the cgroups, and checks that nothing of the node stays mounted.
@@ -47,6 +50,14 @@ SYSCTLS = {"vm/overcommit_memory": "1", "vm/panic_on_oom": "0", "kernel/panic": 
 PAUSE_IMAGE = "localhost/ibmreg/pause:local"
 APP_REPO = "ibmreg/busybox"
 APP_TAG = "1"
+# The busybox image, also imported into the node's containerd at start (like the pause
+# image): DaemonSets that are not about pulling (containerd_hosts' init container) run it
+# with imagePullPolicy IfNotPresent and need no pull secret in their namespace.
+LOCAL_APP_IMAGE = f"localhost/{APP_REPO}:{APP_TAG}"
+# containerd_hosts' default config_path. The node's containerd reads its own certs.d (its
+# config_path), so a DaemonSet that keeps the default writes into a scratch directory of
+# the node, bind-mounted there in the node's mount namespace: never into the host's /etc.
+DEFAULT_CONFIG_PATH = "/etc/containerd/certs.d"
 CGROUP_FS = "/sys/fs/cgroup"
 
 
@@ -134,6 +145,16 @@ def pause_archive() -> str:
     _run("skopeo", "copy", "--quiet", f"oci:{tmp}/oci:local", f"docker-archive:{tmp}/pause.tar:{PAUSE_IMAGE}")
     shutil.rmtree(out, ignore_errors=True)
     os.rename(tmp, out)
+    return archive
+
+
+def app_archive() -> str:
+    """docker-archive of the busybox image as LOCAL_APP_IMAGE, cached beside its layout."""
+    layout = app_layout()
+    archive = layout + ".tar"
+    if not os.path.exists(archive):
+        _run("skopeo", "copy", "--quiet", f"oci:{layout}:{APP_TAG}", f"docker-archive:{archive}.tmp:{LOCAL_APP_IMAGE}")
+        os.replace(archive + ".tmp", archive)
     return archive
 
 
@@ -310,7 +331,8 @@ def write_files(state_dir: str, server: str, node_token: str, ports: dict) -> No
     """Everything the node reads, written before any of its processes starts."""
     n = node_dir(state_dir)
     shutil.rmtree(n, ignore_errors=True)
-    for sub in ("run", "var/lib/kubelet", "var/log", "etc", "sysctl", "cni", "certs.d", "containerd", "runc"):
+    for sub in ("run", "var/lib/kubelet", "var/log", "etc", "etc-containerd/certs.d", "sysctl", "cni", "certs.d",
+                "containerd", "runc"):
         os.makedirs(os.path.join(n, sub), exist_ok=True)
     with open(os.path.join(n, "etc", "resolv.conf"), "w", encoding="ascii") as out:
         out.write("nameserver 127.0.0.1\n")
@@ -419,6 +441,8 @@ state = "{n}/containerd/state"
     script += [f"mount --bind {n}/run /run", f"mount --bind {n}/var /var",
                f"mount --bind {n}/etc/resolv.conf /etc/resolv.conf", f"mount --bind {n}/etc/hosts /etc/hosts"]
     script += [f"mount --bind {n}/sysctl/{k.replace('/', '_')} /proc/sys/{k}" for k in SYSCTLS]
+    # Debian's containerd package makes /etc/containerd; only its mount point is needed.
+    script += ["mkdir -p /etc/containerd", f"mount --bind {n}/etc-containerd /etc/containerd"]
     script += [f"touch {n}/ns-ready", "exec sleep infinity"]
     with open(os.path.join(n, "ns.sh"), "w", encoding="ascii") as out:
         out.write("\n".join(script) + "\n")
@@ -462,8 +486,10 @@ def ctr(state_dir: str, bins: dict, *args: str, **kw):
     return _run(os.path.join(bins["containerd"], "ctr"), "--address", sock, "-n", "k8s.io", *args, **kw)
 
 
-def import_pause(state_dir: str, bins: dict) -> None:
+def import_images(state_dir: str, bins: dict) -> None:
+    """The pause image (the sandbox) and LOCAL_APP_IMAGE, into the CRI's namespace."""
     ctr(state_dir, bins, "images", "import", pause_archive())
+    ctr(state_dir, bins, "images", "import", app_archive())
 
 
 def node_ready(get_json) -> bool:

@@ -9,9 +9,11 @@ must fail once the files are gone. Every file is parsed back with tomllib, becau
 containerd ignores a malformed file without a word.
 
 The cluster-mode test renders the same content into a ConfigMap and DaemonSet on the local
-control plane, then runs the DaemonSet's own init container command (the role's script
-template; this control plane has no node) against the ConfigMap's data and pulls through
-the result. test_containerd_node.py runs the DaemonSet on a real node.
+cluster, where the DaemonSet runs on the node (the role waits for its rollout; its init
+container writes the files into the node's default config_path, a scratch directory of
+the node that its containerd does not read), then runs the DaemonSet's own init container
+command here against the ConfigMap's data and pulls through the result with this lab's
+containerd. test_containerd_node.py pulls through the DaemonSet's files on the node.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ import tomllib
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "containerd"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cluster"))
 
 import containerd_lab as lab  # noqa: E402  pylint: disable=wrong-import-position
+import localnode  # noqa: E402  pylint: disable=wrong-import-position
 from playbook import Runner  # noqa: E402  pylint: disable=wrong-import-position
 
 USER, PASSWORD = "probe", "pr0be-" + secrets.token_hex(4)
@@ -252,15 +256,30 @@ def test_cluster_mode_configmap_daemonset_and_a_pull_through_its_output(env, clu
     registries[0] = dict(registries[0], hosts=[mirror_host])
     # The role passes no connection option: the play's module_defaults name the cluster.
     connection = {"group/ibmcloud.registry.kube": {"kubeconfig": cluster.kubeconfig}}
+    # Images the node has (imported at its start): the pod can run there without a pull.
     role_vars = {"containerd_hosts_mode": "cluster",
                  "containerd_hosts_cluster_name": name, "containerd_hosts_registries": registries,
-                 "containerd_hosts_registries_mirrors": kubespray, "containerd_hosts_prune": True}
+                 "containerd_hosts_registries_mirrors": kubespray, "containerd_hosts_prune": True,
+                 "containerd_hosts_init_image": localnode.LOCAL_APP_IMAGE,
+                 "containerd_hosts_pause_image": localnode.PAUSE_IMAGE,
+                 "containerd_hosts_rollout_timeout": 120}
     runner = Runner(cluster.kubeconfig, workdir=str(tmp_path))
     api = config.new_client_from_config(config_file=cluster.fixture_kubeconfig)
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    on_node = os.path.join(localnode.node_dir(cluster.state_dir), "etc-containerd", "certs.d")
+
+    def node_pod():
+        pods = core.list_namespaced_pod("kube-system", label_selector="app.kubernetes.io/name=" + name).items
+        (pod,) = [p for p in pods if p.metadata.deletion_timestamp is None]
+        return pod
+
     try:
         first = runner.run([], plays=node_play(role_vars, module_defaults=connection))
         assert first.rc == 0, first.stdout[-3000:] + first.stderr[-3000:]
+        # The role returned once the DaemonSet's pod ran on the node, its files written there.
+        pod = node_pod()
+        assert pod.spec.node_name == cluster.node and pod.status.phase == "Running"
+        assert {"_default", "kubespray.invalid", "upstream.invalid"} <= set(os.listdir(on_node))
         configmap = core.read_namespaced_config_map(name, "kube-system")
         daemonset = api.sanitize_for_serialization(apps.read_namespaced_daemon_set(name, "kube-system"))
         assert sorted(configmap.data) == ["_default.hosts.toml", "kubespray.invalid.hosts.toml", "manifest",
@@ -295,7 +314,11 @@ def test_cluster_mode_configmap_daemonset_and_a_pull_through_its_output(env, clu
         assert daemonset["spec"]["template"]["metadata"]["annotations"][
             "ibmcloud.registry/hosts-checksum"] != checksum
         _run_init_container(daemonset, configmap.data, hosts_dir, str(tmp_path / "second"))
-        assert sorted(os.listdir(hosts_dir)) == ["_default", "upstream.invalid"]  # pruned on the "node"
+        assert sorted(os.listdir(hosts_dir)) == ["_default", "upstream.invalid"]  # pruned here
+        # ... and on the node, by the new pod the role waited for.
+        rolled = node_pod()
+        assert rolled.metadata.uid != pod.metadata.uid and rolled.status.phase == "Running"
+        assert sorted(os.listdir(on_node)) == ["_default", "upstream.invalid"]
         assert changed_count(runner.run([], plays=node_play(changed_vars, module_defaults=connection))) == 0
     finally:
         removed = runner.run([], plays=node_play(dict(role_vars, containerd_hosts_cluster_state="absent"),
