@@ -99,7 +99,7 @@ integration: cluster
 	$(ANSIBLE_TEST) integration
 
 functional: cluster
-	$(VENV)/bin/pytest tests/functional -m cluster -q $(PYTEST_OK)
+	$(VENV)/bin/pytest tests/functional -m cluster -q --durations=40 $(PYTEST_OK)
 
 # Every step runs, so one failure does not hide the next; the exit code is non-zero if any
 # failed. Under CI the cluster is stopped afterwards; locally it stays up for reuse.

@@ -52,7 +52,10 @@ APP_REPO = "ibmreg/busybox"
 APP_TAG = "1"
 # The busybox image, also imported into the node's containerd at start (like the pause
 # image): DaemonSets that are not about pulling (containerd_hosts' init container) run it
-# with imagePullPolicy IfNotPresent and need no pull secret in their namespace.
+# with imagePullPolicy IfNotPresent and need no pull secret in their namespace. It is its
+# own image (a label in its config), not the registry's: kubelet (KubeletEnsureSecretPulledImages)
+# re-verifies an image ID once a pod pulled it with credentials, so a pod without them
+# would have to pull the shared image again, from a registry that is not there.
 LOCAL_APP_IMAGE = f"localhost/{APP_REPO}:{APP_TAG}"
 # containerd_hosts' default config_path. The node's containerd reads its own certs.d (its
 # config_path), so a DaemonSet that keeps the default writes into a scratch directory of
@@ -149,8 +152,8 @@ def pause_archive() -> str:
 
 
 def app_archive() -> str:
-    """docker-archive of the busybox image as LOCAL_APP_IMAGE, cached beside its layout."""
-    layout = app_layout()
+    """docker-archive of the node-local busybox image as LOCAL_APP_IMAGE, beside its layout."""
+    layout = app_layout(node_local=True)
     archive = layout + ".tar"
     if not os.path.exists(archive):
         _run("skopeo", "copy", "--quiet", f"oci:{layout}:{APP_TAG}", f"docker-archive:{archive}.tmp:{LOCAL_APP_IMAGE}")
@@ -158,13 +161,16 @@ def app_archive() -> str:
     return archive
 
 
-def app_layout() -> str:
-    """OCI layout of a small image: Debian's busybox-static with one symlink per applet."""
+def app_layout(node_local: bool = False) -> str:
+    """OCI layout of a small image: Debian's busybox-static with one symlink per applet.
+
+    node_local: the variant imported into the node (same files, a label: another image ID).
+    """
     busybox = "/bin/busybox"
     with open(busybox, "rb") as binary:
         data = binary.read()
     key = hashlib.sha256(data).hexdigest()[:16]
-    out = os.path.join(cache_root(), "images", "busybox-" + key)
+    out = os.path.join(cache_root(), "images", ("busybox-node-local-" if node_local else "busybox-") + key)
     if os.path.exists(os.path.join(out, "index.json")):
         return out
     applets = _run(busybox, "--list", text=True).stdout.split()
@@ -174,7 +180,10 @@ def app_layout() -> str:
             files["bin/" + applet] = ("link", "busybox")
     tmp = out + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    _oci_layout(tmp, files, {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]}, APP_TAG)
+    config = {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]}
+    if node_local:
+        config["Labels"] = {"test.ibmcloud.registry/image": "node-local"}
+    _oci_layout(tmp, files, config, APP_TAG)
     shutil.rmtree(out, ignore_errors=True)
     os.rename(tmp, out)
     return out
