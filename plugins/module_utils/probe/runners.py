@@ -10,6 +10,7 @@ __metaclass__ = type
 
 import binascii
 import os
+import threading
 import time
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (
@@ -77,6 +78,54 @@ def delete_pod(client, namespace, name):
         raise
 
 
+class RunPods(object):
+    """The probe pods of one run, read for every waiting namespace at once.
+
+    One LIST by the run's label serves all namespaces probed in parallel, so a wait costs
+    about one request per POLL_INTERVAL however many namespaces are probed. A snapshot
+    answers a reader only when it was taken after the reader's pod was created (and at most
+    POLL_INTERVAL ago). Without cluster-wide list permission (namespaced Roles) each pod
+    is read by itself, as before.
+    """
+
+    def __init__(self, client, run_id, clock=time.time):
+        self.client = client
+        self.selector = "%s=%s" % (plan.PROBE_LABEL, run_id)
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.taken_at = None
+        self.pods = {}
+        self.per_pod = False
+
+    def read(self, namespace, name, created_at):
+        """The pod as a dict; KubeError 404 when it is gone."""
+        if not self.per_pod:
+            with self.lock:
+                if self.taken_at is None or self.taken_at < max(created_at, self.clock() - POLL_INTERVAL):
+                    self._refresh()
+                if not self.per_pod:
+                    pod = self.pods.get((namespace, name))
+                    if pod is None:
+                        raise KubeError("Not found (404) to %s: the probe pod is gone"
+                                        % describe_target("get", "Pod", namespace, name), status=404)
+                    return pod
+        return self.client.call_json(describe_target("get", "Pod", namespace, name),
+                                     self.client.core.read_namespaced_pod, name, namespace)
+
+    def _refresh(self):
+        started = self.clock()
+        try:
+            pods = self.client.list_json(describe_target("list", "Pod"), self.client.core.list_pod_for_all_namespaces,
+                                         label_selector=self.selector)
+        except KubeError as exc:
+            if exc.status != 403:
+                raise
+            self.per_pod = True
+            return
+        self.pods = dict(((pod["metadata"]["namespace"], pod["metadata"]["name"]), pod) for pod in pods)
+        self.taken_at = started
+
+
 class Prober(object):
     """Runs one probe pod per namespace and waits for its pull."""
 
@@ -86,6 +135,7 @@ class Prober(object):
         self.run_id = run_id
         self.clock = clock
         self.sleep = sleep
+        self.pods = RunPods(client, run_id, clock)
 
     def item(self, namespace, outcome, message, started=None):
         return {
@@ -113,8 +163,9 @@ class Prober(object):
         except KubeError as exc:
             outcome, message = plan.admission_refusal(namespace, exc.status, str(exc))
             return self.item(namespace, outcome, message, started)
+        created = self.clock()
         try:
-            outcome, message = self.wait(namespace, name, started)
+            outcome, message = self.wait(namespace, name, started, created)
         except KubeError as exc:
             outcome, message = plan.ERROR, "namespace %s: %s" % (namespace, exc)
         try:
@@ -125,11 +176,13 @@ class Prober(object):
                 message = "%s; then the probe pod could not be deleted (%s)" % (message, exc)
         return self.item(namespace, outcome, message, started)
 
-    def wait(self, namespace, name, started):
-        read = describe_target("get", "Pod", namespace, name)
+    def wait(self, namespace, name, started, created):
         pod, events, polls = {}, [], 0
         while True:
-            pod = self.client.call_json(read, self.client.core.read_namespaced_pod, name, namespace)
+            # First a pause: a pod just created is not scheduled yet, and by then another
+            # namespace's read has usually listed it.
+            self.sleep(POLL_INTERVAL)
+            pod = self.pods.read(namespace, name, created)
             decided = plan.classify(pod, events)
             if decided is None and polls % 2 == 1:
                 events = self.events(namespace, pod)
@@ -139,7 +192,6 @@ class Prober(object):
             if self.clock() - started >= self.params["timeout"]:
                 return plan.timed_out(self.params["timeout"], pod, self.events(namespace, pod))
             polls += 1
-            self.sleep(POLL_INTERVAL)
 
     def events(self, namespace, pod):
         uid = (pod.get("metadata") or {}).get("uid")
