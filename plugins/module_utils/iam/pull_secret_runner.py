@@ -246,7 +246,7 @@ class _PullSecretRun:
             items, secret_diff, link_items, link_diff = ensure_secret_and_links(
                 self.kube, namespaces, params["name"], desired, state, params["force"],
                 params["service_accounts"], params["service_account_timeout"], self.check,
-                params["parallelism"])
+                params["parallelism"], want_diff=self.module._diff, existing=self.existing)
         except KubeError as exc:
             if minted is not None:
                 self.delete_keys([minted])
@@ -315,8 +315,8 @@ class _PullSecretRun:
             self.extra["fingerprint"] = fingerprint(desired)
         self.extra.update(api_key=key_after, deleted_api_keys=deleted, retired_api_keys=retired,
                           namespaces_holding_old_key=still_old, servers=sorted(desired["auths"]))
-        diff_before = {"api_key": _key_names(key_before), "secrets": secret_diff["before"]}
-        diff_after = {"api_key": _key_names(key_after), "secrets": secret_diff["after"]}
+        diff_before = {"api_key": _key_names(key_before), "secrets": _side(secret_diff, "before")}
+        diff_after = {"api_key": _key_names(key_after), "secrets": _side(secret_diff, "after")}
         if deleted:
             diff_before["api_keys_deleted"] = [_key_names(k) for k in deleted]
         if retired:
@@ -374,8 +374,8 @@ class _PullSecretRun:
             deleted = self.delete_keys(keys_to_delete(
                 self.iam.list_api_keys(self.account, self.service["iam_id"]), self.key_name))
         self.extra.update(api_key=None, deleted_api_keys=deleted)
-        diff_before = {"secrets": secret_diff["before"], "api_keys": [_key_names(k) for k in deleted]}
-        diff_after = {"secrets": secret_diff["after"], "api_keys": []}
+        diff_before = {"secrets": _side(secret_diff, "before"), "api_keys": [_key_names(k) for k in deleted]}
+        diff_after = {"secrets": _side(secret_diff, "after"), "api_keys": []}
         self.finish(items, link_items, link_diff, diff_before, diff_after)
 
     def finish(self, items, link_items, link_diff, diff_before, diff_after):
@@ -388,9 +388,15 @@ class _PullSecretRun:
             sections.append(("Linking secret %s to service accounts" % params["name"], link_items))
         if self.key_items:
             sections.append(("API keys", self.key_items))
-        results.exit_with(self.module, sections, diff={"before": diff_before, "after": diff_after},
-                          name=params["name"], service_id=service_id_summary(self.service),
+        if self.module._diff:  # the secrets' part: redacted entries per namespace, only when asked
+            self.extra["diff"] = {"before": diff_before, "after": diff_after}
+        results.exit_with(self.module, sections, name=params["name"], service_id=service_id_summary(self.service),
                           account_id=self.account, **self.extra)
+
+
+def _side(secret_diff, side):
+    """One side of the secrets' diff; None when no diff was asked for."""
+    return secret_diff[side] if secret_diff is not None else None
 
 
 def _key_names(summary):

@@ -33,6 +33,7 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.run
     common_errors,
     ensure_secret_and_links,
     fail_on_errors,
+    secrets_diff,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.service_accounts import (
     ensure_links,
@@ -388,17 +389,17 @@ def run_ocp_internal_pull_secret(module):
     try:
         secret_items, secret_diff, link_items, link_diff = ensure_secret_and_links(
             client, namespaces, name, desired, state, params["force"], params["service_accounts"],
-            params["service_account_timeout"], module.check_mode, params["parallelism"])
+            params["service_account_timeout"], module.check_mode, params["parallelism"], want_diff=module._diff)
     except KubeError as exc:
         # Only the read before the writes raises; writes fail per namespace.
         module.fail_json(msg="%s; nothing was written" % exc, **extra)
     sections = [("Secret %s" % name, secret_items)]
-    before, after = {"secrets": secret_diff["before"]}, {"secrets": secret_diff["after"]}
     if params["service_accounts"]:
         extra["service_accounts"] = link_items
         sections.append(("Linking secret %s to service accounts" % name, link_items))
-        before["service_accounts"], after["service_accounts"] = link_diff["before"], link_diff["after"]
-    results.exit_with(module, sections, diff={"before": before, "after": after}, **extra)
+    if module._diff:
+        extra["diff"] = secrets_diff(secret_diff, link_diff)
+    results.exit_with(module, sections, **extra)
 
 
 # --- ocp_image_puller ----------------------------------------------------------------

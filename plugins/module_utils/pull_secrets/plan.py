@@ -200,16 +200,18 @@ def plan_diff(plan):
 
 
 def ensure_pull_secrets(client, namespaces, name, desired, state="present", force=False,
-                        check_mode=False, parallelism=8, labels=None, want_diff=True):
+                        check_mode=False, parallelism=8, labels=None, want_diff=True, existing=None):
     """Read (one LIST), plan, and unless check_mode apply. Returns (items, diff).
 
-    Raises KubeError before any request when the secret would exceed the API server's
-    size limit.
+    ``existing`` ({namespace: Secret}) is a read the caller already made; a secret that
+    changed since then is re-read when its write meets the 409. Raises KubeError before
+    any request when the secret would exceed the API server's size limit.
     """
     problem = size_error(desired) if state == "present" else None
     if problem:
         raise KubeError("Secret %s: %s" % (name, problem), status=413)
-    existing = find_named(client, "Secret", name, namespaces, parallelism)
+    if existing is None:
+        existing = find_named(client, "Secret", name, namespaces, parallelism)
     plan = plan_pull_secrets(existing, namespaces, name, desired, state, force)
     for step in plan:
         step["force"] = force

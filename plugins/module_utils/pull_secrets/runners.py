@@ -192,7 +192,8 @@ def common_errors(params):
     return errors
 
 
-def _diff(secret_diff, link_diff=None):
+def secrets_diff(secret_diff, link_diff=None):
+    """The task's diff: the secrets, and the service account links when there are any."""
     before, after = {"secrets": secret_diff["before"]}, {"secrets": secret_diff["after"]}
     if link_diff is not None:
         before["service_accounts"] = link_diff["before"]
@@ -201,17 +202,20 @@ def _diff(secret_diff, link_diff=None):
 
 
 def ensure_secret_and_links(client, namespaces, name, desired, state, force, service_accounts,
-                            service_account_timeout, check_mode=False, parallelism=8, want_diff=True):
+                            service_account_timeout, check_mode=False, parallelism=8, want_diff=True,
+                            existing=None):
     """The pull secret ``name`` in every namespace, then linked for pull on ``service_accounts``.
 
     Links only where the secret is in place; with state=absent, unlinks wherever asked.
     Returns (secret_items, secret_diff, link_items, link_diff); without service accounts
-    link_items is [] and link_diff None. Raises KubeError only before the secret writes
-    (a secret over the size limit, or a failed read): nothing was written then.
+    link_items is [] and link_diff None; secret_diff is None unless want_diff. ``existing``:
+    the secrets as the caller already read them (see ensure_pull_secrets). Raises
+    KubeError only before the secret writes (a secret over the size limit, or a failed
+    read): nothing was written then.
     """
     secret_items, secret_diff = ensure_pull_secrets(
         client, namespaces, name, desired, state=state, force=force, check_mode=check_mode,
-        parallelism=parallelism, want_diff=want_diff)
+        parallelism=parallelism, want_diff=want_diff, existing=existing)
     if not service_accounts:
         return secret_items, secret_diff, [], None
     ready = [item["namespace"] for item in secret_items if item["action"] != "failed"]
@@ -270,7 +274,7 @@ def run_icr_pull_secret(module):
         extra["service_accounts"] = link_items
         sections.append(("Linking secret %s to service accounts" % name, link_items))
     if module._diff:  # 26 redacted registry entries per namespace: megabytes nobody asked for
-        extra["diff"] = _diff(secret_diff, link_diff)
+        extra["diff"] = secrets_diff(secret_diff, link_diff)
     results.exit_with(module, sections, **extra)
 
 
