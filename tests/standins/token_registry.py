@@ -205,6 +205,9 @@ class IamClient:
 class TokenRegistries:
     """docker-registry for us.icr.io and cp.icr.io with token auth, and the token service stand-in."""
 
+    # The registry names that node_hosts() sends to these registries (a subclass serves others).
+    DOMAINS = (IAM_DOMAIN, ENTITLED_DOMAIN)
+
     def __init__(self, state_dir: str, iam_url: str, iam_apikey: str):
         self.state_dir = os.path.abspath(state_dir)
         self.iam_url = iam_url
@@ -324,7 +327,7 @@ class TokenRegistries:
         """hosts.toml mirrors on a node: us.icr.io to its registry; cp.icr.io keeps the hosts
         that were there and gains this registry after them. Restored afterwards."""
         saved = {}
-        for domain in (IAM_DOMAIN, ENTITLED_DOMAIN):
+        for domain in self.DOMAINS:
             path = os.path.join(certs_dir, domain, "hosts.toml")
             saved[path] = open(path, encoding="utf-8").read() if os.path.exists(path) else None  # noqa: SIM115
         try:

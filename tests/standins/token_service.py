@@ -28,6 +28,11 @@ Who gets a token, per ``service`` (one per registry it serves):
   images under ``cp/``.
 * Publishers (:meth:`TokenServiceStandIn.add_publisher`): how test content gets into
   the registries; push and pull anywhere. Never a path the collection uses.
+* ``authorizer`` services: a callable ``authorize(username, password, scopes)`` returning
+  (subject, access) or raising :class:`TokenError` decides alone, also for requests
+  without credentials (tests/standins/openshift_registry.py: OpenShift's integrated
+  registry, whose realm is ``path="/openshift/token"``). A :class:`TokenError` may carry
+  its own ``body`` and no challenge, for realms whose refusals look different.
 
 Refusals use the registry API's error body ``{"errors": [{"code": "UNAUTHORIZED" |
 "DENIED" | ..., "message": ..., "detail": ...}]}``: 401 ``UNAUTHORIZED`` (no or wrong
@@ -83,11 +88,16 @@ KNOWN_POLICY_KEYS = {"accountId", "serviceName", "region", "resourceType", "reso
 
 
 class TokenError(Exception):
-    def __init__(self, status: int, code: str, message: str):
+    """A refusal; ``body`` (a document, or b"" for none) replaces the registry API's error
+    body, and ``challenge=False`` leaves out the WWW-Authenticate header of a 401."""
+
+    def __init__(self, status: int, code: str, message: str, body=None, challenge: bool = True):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = "%s: %s" % (NAME, message)
+        self.body = body
+        self.challenge = challenge
 
 
 def _b64url(data: bytes) -> str:
@@ -266,19 +276,26 @@ class _Iam:
 
 
 class TokenServiceStandIn:
-    """The realm of one or more registries; ``services``: {name: {"kind": "iam"|"entitled"}}."""
+    """The realm of one or more registries; ``services``: {name: {"kind": "iam"|"entitled"}} or
+    {name: {"kind": "authorizer", "authorize": callable}}; ``path``: the realm's path."""
 
-    def __init__(self, *, cert: str, key: str, signing_cert: str, signing_key: str, iam_url: str,
-                 iam_apikey: str, services: dict, host: str = "127.0.0.1", port: int = 0, issuer: str = ISSUER):
+    def __init__(self, *, cert: str, key: str, signing_cert: str, signing_key: str, services: dict,
+                 iam_url: str | None = None, iam_apikey: str | None = None, host: str = "127.0.0.1",
+                 port: int = 0, issuer: str = ISSUER, path: str = "/oauth/token"):
         self.services = {}
         for name, spec in services.items():
             if spec["kind"] == "iam" and name not in DOMAIN_REGIONS:
                 raise ValueError("%s: %s is not an IBM Cloud Container Registry domain" % (NAME, name))
-            if spec["kind"] not in ("iam", "entitled"):
+            if spec["kind"] == "iam" and not iam_url:
+                raise ValueError("%s: service %s asks IAM, and no iam_url was given" % (NAME, name))
+            if spec["kind"] == "authorizer" and not callable(spec.get("authorize")):
+                raise ValueError("%s: service %s has no authorize callable" % (NAME, name))
+            if spec["kind"] not in ("iam", "entitled", "authorizer"):
                 raise ValueError("%s: unknown service kind %s" % (NAME, spec["kind"]))
             self.services[name] = dict(spec)
         self.issuer = issuer
-        self.iam = _Iam(iam_url, iam_apikey)
+        self.path = path
+        self.iam = _Iam(iam_url, iam_apikey) if iam_url else None
         self.entitlement_keys = set()
         self.publishers = {}
         self.log = []
@@ -301,7 +318,7 @@ class TokenServiceStandIn:
         # Handshake in the request thread: a client that never speaks TLS blocks only itself.
         self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True, do_handshake_on_connect=False)
         address, bound_port = self.httpd.server_address[:2]
-        self.realm = "https://%s:%d/oauth/token" % (address, bound_port)
+        self.realm = "https://%s:%d%s" % (address, bound_port, path)
         self._thread = None
 
     # lifecycle and test controls
@@ -341,6 +358,8 @@ class TokenServiceStandIn:
         if spec is None:
             raise TokenError(400, "UNSUPPORTED", "unknown service %r (this realm serves %s)"
                              % ((service or "")[:100], ", ".join(sorted(self.services))))
+        if spec["kind"] == "authorizer":
+            return spec["authorize"](username, password, scopes)
         if not username or password is None:
             raise TokenError(401, "UNAUTHORIZED", "authentication required: basic credentials for %s" % service)
         with self.lock:
@@ -404,7 +423,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # the decisions are in service.log, without keys
 
     def _send(self, status, document, reason=None, headers=None):
-        body = json.dumps(document).encode("utf-8")
+        body = document if isinstance(document, bytes) else json.dumps(document).encode("utf-8")
         self.send_response(status, reason)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -457,7 +476,7 @@ class _Handler(BaseHTTPRequestHandler):
                  "status": None, "code": None, "message": None}
         scope_text = ""
         try:
-            if path != "/oauth/token":
+            if path != service.path:
                 raise TokenError(404, "NOT_FOUND", "no such endpoint %s %s" % (method, path[:100]))
             name, raw_scopes, (username, password) = read()
             scope_text = " ".join(raw_scopes)
@@ -476,16 +495,19 @@ class _Handler(BaseHTTPRequestHandler):
         except TokenError as exc:
             entry.update(status=exc.status, code=exc.code, message=exc.message)
             headers = {}
-            if exc.status == 401:
+            if exc.status == 401 and exc.challenge:
                 challenge = 'Bearer realm="%s",service="%s"' % (service.realm, entry["service"] or "")
                 if scope_text:
                     challenge += ',scope="%s"' % scope_text.replace('"', "")
                 headers["WWW-Authenticate"] = challenge
             reason = "%s (%s: %s)" % ({400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
                                        404: "Not Found"}.get(exc.status, "Error"), exc.code, exc.message)
-            self._send(exc.status, {"errors": [{"code": exc.code, "message": exc.message,
-                                                "detail": {"service": entry["service"], "scope": scope_text}}]},
-                       reason=reason.replace("\r", " ").replace("\n", " ")[:400], headers=headers)
+            document = exc.body
+            if document is None:
+                document = {"errors": [{"code": exc.code, "message": exc.message,
+                                        "detail": {"service": entry["service"], "scope": scope_text}}]}
+            self._send(exc.status, document, reason=reason.replace("\r", " ").replace("\n", " ")[:400],
+                       headers=headers)
         finally:
             with service.lock:
                 service.log.append(entry)
