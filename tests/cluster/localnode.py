@@ -43,7 +43,7 @@ REGISTRY_NAME = "registry.ibmreg.test"
 # Names the node resolves to 127.0.0.1: its own name, the registry, and the real registry
 # names the collection writes secrets for, so that even a mistaken pull stays on loopback.
 LOOPBACK_NAMES = [NODE_NAME, REGISTRY_NAME, "icr.io", "cp.icr.io", "us.icr.io", "de.icr.io",
-                  "private.icr.io", "registry.bluemix.net"]
+                  "private.icr.io", "registry.bluemix.net", "image-registry.openshift-image-registry.svc"]
 SYSCTLS = {"vm/overcommit_memory": "1", "vm/panic_on_oom": "0", "kernel/panic": "10",
            "kernel/panic_on_oops": "1", "kernel/keys/root_maxkeys": "1000000",
            "kernel/keys/root_maxbytes": "25000000"}
