@@ -11,10 +11,7 @@ timeout), and writes its section of docs/performance.md. Target: p95 <= 3 s, 0 m
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime
-import glob
-import json
 import os
 import re
 import secrets
@@ -32,6 +29,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "cluster"))
 sys.path.insert(0, os.path.join(REPO, "tests", "functional"))
 
 # pylint: disable=wrong-import-position
+import eda_source  # noqa: E402
 import localcluster  # noqa: E402
 import yaml  # noqa: E402
 from kubernetes import client as k8s  # noqa: E402
@@ -42,15 +40,6 @@ from playbook import collections_path  # noqa: E402
 TARGET_P95 = 3.0
 DOC = os.path.join(REPO, "docs", "performance.md")
 START, END = "<!-- sync-bench:start -->", "<!-- sync-bench:end -->"
-SOURCE = {"auths": {"127.0.0.1:5000": {
-    "username": "iamapikey", "password": "k", "auth": base64.b64encode(b"iamapikey:k").decode()}}}
-
-
-def java_home():
-    for home in [os.environ.get("JAVA_HOME")] + sorted(glob.glob("/usr/lib/jvm/java-17-openjdk-*")):
-        if home and os.path.exists(os.path.join(home, "bin", "java")):
-            return home
-    raise SystemExit("ansible-rulebook needs a JDK 17: set JAVA_HOME")
 
 
 def percentile(values, share):
@@ -105,12 +94,9 @@ def main(argv=None):  # pylint: disable=too-many-locals,too-many-statements
     cluster = localcluster.ensure_running(args.dir)
     api = k8s_config.new_client_from_config(config_file=cluster.fixture_kubeconfig)
     core = k8s.CoreV1Api(api)
-    try:
-        core.read_namespaced_secret("all-icr-io", "default")
-    except k8s.ApiException:
-        core.create_namespaced_secret("default", {
-            "metadata": {"name": "all-icr-io"}, "type": "kubernetes.io/dockerconfigjson",
-            "data": {".dockerconfigjson": base64.b64encode(json.dumps(SOURCE).encode()).decode()}})
+    eda_source.ensure_source_secret(core)
+    if not eda_source.java_home():
+        raise SystemExit("ansible-rulebook needs a JDK 17: set JAVA_HOME")
     label = "sb-" + secrets.token_hex(3)
     workdir = os.path.join(REPO, ".tmp", "sync-bench-" + label)
     os.makedirs(workdir, exist_ok=True)
@@ -120,7 +106,7 @@ def main(argv=None):  # pylint: disable=too-many-locals,too-many-statements
     with open(os.path.join(workdir, "inventory.yml"), "w", encoding="utf-8") as handle:
         yaml.safe_dump({"all": {"hosts": {"localhost": {"ansible_connection": "local",
                                                         "ansible_python_interpreter": sys.executable}}}}, handle)
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path(), JAVA_HOME=java_home(),
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path(), JAVA_HOME=eda_source.java_home(),
                K8S_AUTH_KUBECONFIG=cluster.kubeconfig,
                # Task durations in the rulebook log, to tell start-up from the role's own time.
                ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks",

@@ -259,7 +259,7 @@ def _tokens(state_dir: str, users: dict) -> dict:
     return tokens
 
 
-def _write_kubeconfig(path: str, server: str, ca: str, user: str, token: str) -> None:
+def write_kubeconfig(path: str, server: str, ca: str, user: str, token: str) -> str:
     # JSON is valid YAML: kubectl, the Python client and kubernetes.core all read it.
     config = {
         "apiVersion": "v1",
@@ -272,6 +272,7 @@ def _write_kubeconfig(path: str, server: str, ca: str, user: str, token: str) ->
     with open(path, "w", encoding="utf-8") as out:
         json.dump(config, out, indent=2)
     os.chmod(path, 0o600)
+    return path
 
 
 # --- readiness -------------------------------------------------------------------------
@@ -427,7 +428,7 @@ def _write_configs(state_dir: str, server: str, tokens: dict) -> ClusterInfo:
     for user, name in files.items():
         if user not in tokens:
             continue
-        _write_kubeconfig(_path(state_dir, name), server, ca, user, tokens[user])
+        write_kubeconfig(_path(state_dir, name), server, ca, user, tokens[user])
     return ClusterInfo(state_dir=state_dir, server=server, ca=ca, admin_token=tokens["admin"],
                        fixture_token=tokens["fixture"], kubeconfig=_path(state_dir, "kubeconfig"),
                        fixture_kubeconfig=_path(state_dir, "kubeconfig-fixture"),

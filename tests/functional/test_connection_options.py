@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import sys
 
 import pytest
@@ -25,6 +24,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from playbook import REPO, Runner
+from reliability import common
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "standins"))
@@ -32,7 +32,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "cluster"))
 
 import audit as audit_log  # noqa: E402  pylint: disable=wrong-import-position
 import iam_server  # noqa: E402  pylint: disable=wrong-import-position
-import localcluster  # noqa: E402  pylint: disable=wrong-import-position
 import openshift_flavour as flavour  # noqa: E402  pylint: disable=wrong-import-position
 from router import RouterStandIn  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -118,11 +117,8 @@ def test_route_with_token_from_k8s_auth_environment_and_from_module_defaults(
 @pytest.fixture(scope="module")
 def second_cluster():
     """A cluster of its own (the roles write to openshift-image-registry and kube-system)."""
-    try:
-        yield localcluster.ensure_running(SECOND_CLUSTER_DIR)
-    finally:
-        localcluster.stop(SECOND_CLUSTER_DIR)
-        shutil.rmtree(SECOND_CLUSTER_DIR, ignore_errors=True)
+    with common.own_cluster(SECOND_CLUSTER_DIR) as second:
+        yield second
 
 
 def role_tasks(prefix, ns):

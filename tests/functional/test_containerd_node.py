@@ -23,103 +23,45 @@ from __future__ import annotations
 
 import os
 import secrets
-import sys
 import tomllib
 
 import pytest
 
-from reliability.common import wait_for as common_wait_for
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(REPO, "tests", "cluster"))
-
-import audit as audit_log  # noqa: E402  pylint: disable=wrong-import-position
-import localcluster  # noqa: E402  pylint: disable=wrong-import-position
-import localnode  # noqa: E402  pylint: disable=wrong-import-position
-from playbook import Runner  # noqa: E402  pylint: disable=wrong-import-position
+import audit as audit_log
+import localnode
+import node_pods
+from node_pods import create_pod as app_pod, mirror_declaration, wait_running
+from node_pods import containerd_hosts_play as role_play
+from playbook import Runner
 
 pytestmark = pytest.mark.cluster
 
-NODE_CLUSTER_DIR = os.path.join(REPO, ".cluster-node")
-ROLE = "ibmcloud.registry.containerd_hosts"
-POD_TIMEOUT = 120
 DAEMONSET = "ctd-hosts"
 
 
 @pytest.fixture(scope="module")
-def node_cluster():
-    return localcluster.ensure_running(NODE_CLUSTER_DIR, node=True)
+def api(core):
+    from kubernetes import client  # pylint: disable=import-outside-toplevel
 
-
-@pytest.fixture(scope="module")
-def api(node_cluster):
-    from kubernetes import client, config  # pylint: disable=import-outside-toplevel
-
-    api_client = config.new_client_from_config(config_file=node_cluster.fixture_kubeconfig)
-    yield {"core": client.CoreV1Api(api_client), "apps": client.AppsV1Api(api_client), "client": api_client}
-    api_client.close()
+    return {"core": core, "apps": client.AppsV1Api(core.api_client)}
 
 
 @pytest.fixture(scope="module")
 def node_containerd(node_cluster):
     """The node's containerd config.toml and the config_path it names (its CRI plugin's)."""
-    path = os.path.join(localnode.node_dir(NODE_CLUSTER_DIR), "containerd.toml")
-    with open(path, "rb") as handle:
-        document = tomllib.load(handle)
-    config_path = document["plugins"]["io.containerd.cri.v1.images"]["registry"]["config_path"]
-    return {"config": path, "config_path": config_path, "version": document["version"]}
-
-
-def wait_for(what, check, timeout=POD_TIMEOUT):
-    return common_wait_for(what, check, timeout=timeout, interval=0.5)
+    path, document = node_pods.node_containerd_config(node_cluster)
+    return {"config": path, "config_path": node_pods.node_config_path(node_cluster), "version": document["version"]}
 
 
 @pytest.fixture
-def namespaces(api):
+def namespaces(core):
     """Call it to create a fresh namespace (labels optional); deleted at the end."""
-    core = api["core"]
-    made = []
-
-    def create(labels=None, prefix="ctd-"):
-        name = prefix + secrets.token_hex(4)
-        core.create_namespace({"metadata": {"name": name, "labels": labels or {}}})
-        made.append(name)
-        wait_for("ServiceAccount default in " + name, lambda: _exists(core.read_namespaced_service_account,
-                                                                      "default", name))
-        return name
-
-    def adopt(name):
-        made.append(name)
-
-    create.adopt = adopt
-    yield create
-    for name in made:
-        # Deleting a namespace with running pods takes long: do not wait for it.
-        core.delete_namespace(name, grace_period_seconds=0)
-
-
-def _exists(read, *args):
-    from kubernetes.client.exceptions import ApiException  # pylint: disable=import-outside-toplevel
-
-    try:
-        return read(*args)
-    except ApiException as err:
-        if err.status == 404:
-            return None
-        raise
+    with node_pods.namespace_maker(core, "ctd-") as create:
+        yield create
 
 
 def changed_count(result):
     return sum(host.get("changed", 0) for host in result.stats.values())
-
-
-def role_play(role_vars, kubeconfig=None):
-    play = {"name": "containerd hosts", "hosts": "localhost", "connection": "local", "gather_facts": False,
-            "roles": [{"role": ROLE, "vars": role_vars}]}
-    if kubeconfig:
-        play["module_defaults"] = {"group/ibmcloud.registry.kube": {"kubeconfig": kubeconfig}}
-    return [play]
 
 
 def pull_secrets(node_cluster, tmp_path, namespace, servers):
@@ -133,47 +75,13 @@ def pull_secrets(node_cluster, tmp_path, namespace, servers):
     assert result.rc == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
-def mirror_declaration(node_cluster, name):
-    registry = node_cluster.registry
-    return {"registry": name,
-            "hosts": [{"url": "https://" + registry["host"], "capabilities": ["pull", "resolve"],
-                       "ca": [registry["ca"]]}]}
-
-
 def image_through(node_cluster, name):
     """The cluster's busybox image, named by another registry host."""
     return "%s/%s" % (name, node_cluster.registry["image"].split("/", 1)[1])
 
 
-def app_pod(core, namespace, image, name="app"):
-    """A hostNetwork pod naming no pull secret, pulling every time (no cached image hides a failure)."""
-    core.create_namespaced_pod(namespace, {
-        "metadata": {"name": name},
-        "spec": {"hostNetwork": True, "restartPolicy": "Never", "automountServiceAccountToken": False,
-                 "terminationGracePeriodSeconds": 0,
-                 "containers": [{"name": "app", "image": image, "imagePullPolicy": "Always",
-                                 "command": ["sh", "-c", "echo pulled; exec sleep 3600"]}]}})
-
-
-def wait_running(core, namespace, name="app"):
-    def running():
-        status = core.read_namespaced_pod(name, namespace).status
-        waiting = [c.state.waiting for c in status.container_statuses or [] if c.state.waiting]
-        assert not any(w.reason in ("ErrImagePull", "ImagePullBackOff") for w in waiting), \
-            "pull failed in %s: %s" % (namespace, [(w.reason, w.message) for w in waiting])
-        return status.phase == "Running"
-
-    wait_for("pod %s Running in %s" % (name, namespace), running)
-
-
 def wait_pull_fails(core, namespace, name):
-    def failed():
-        status = core.read_namespaced_pod(name, namespace).status
-        assert status.phase != "Running", "pod %s/%s pulled without its hosts.toml" % (namespace, name)
-        return any(c.state.waiting and c.state.waiting.reason in ("ErrImagePull", "ImagePullBackOff")
-                   for c in status.container_statuses or [])
-
-    wait_for("ErrImagePull of %s in %s" % (name, namespace), failed)
+    node_pods.wait_pull_failed(core, namespace, name, without="its hosts.toml")
 
 
 def daemonset_pods(core, namespace, name=DAEMONSET):
@@ -186,20 +94,8 @@ def template_checksum(api, namespace, name=DAEMONSET):
     return daemonset.spec.template.metadata.annotations["ibmcloud.registry/hosts-checksum"]
 
 
-def cluster_vars(node_cluster, node_containerd, namespace, registries, **extra):
-    role_vars = {
-        "containerd_hosts_mode": "cluster",
-        "containerd_hosts_cluster_name": DAEMONSET,
-        "containerd_hosts_cluster_namespace": namespace,
-        "containerd_hosts_config_path": node_containerd["config_path"],
-        "containerd_hosts_registries": registries,
-        "containerd_hosts_init_image": node_cluster.registry["image"],
-        "containerd_hosts_pause_image": localnode.PAUSE_IMAGE,  # imported on the node
-        "containerd_hosts_image_pull_policy": "IfNotPresent",
-        "containerd_hosts_rollout_timeout": 120,
-    }
-    role_vars.update(extra)
-    return role_vars
+def cluster_vars(node_cluster, namespace, registries, **extra):
+    return node_pods.cluster_mode_vars(node_cluster, namespace, DAEMONSET, registries, **extra)
 
 
 def test_cluster_mode_rolls_out_on_the_node_and_pods_pull_through_it(
@@ -213,7 +109,7 @@ def test_cluster_mode_rolls_out_on_the_node_and_pods_pull_through_it(
     pull_secrets(node_cluster, tmp_path, namespace, [node_cluster.registry["host"], mirror, second])
     runner = Runner(node_cluster.kubeconfig, workdir=str(tmp_path))
     log = audit_log.AuditLog(node_cluster.audit_log)
-    role_vars = cluster_vars(node_cluster, node_containerd, namespace, [mirror_declaration(node_cluster, mirror)])
+    role_vars = cluster_vars(node_cluster, namespace, [mirror_declaration(node_cluster, mirror)])
     play = role_play(role_vars, node_cluster.kubeconfig)
     hosts_dir = node_containerd["config_path"]
     try:
@@ -249,12 +145,7 @@ def test_cluster_mode_rolls_out_on_the_node_and_pods_pull_through_it(
         app_pod(core, namespace, image_through(node_cluster, second), name="second")
         wait_running(core, namespace, "second")
     finally:
-        # Take the files off the node first (declared absent, the DaemonSet rolls), then
-        # remove the DaemonSet: the node's config_path is shared with the other tests.
-        gone = [{"registry": name, "state": "absent"} for name in (mirror, second)]
-        runner.run([], plays=role_play(dict(role_vars, containerd_hosts_registries=gone), node_cluster.kubeconfig))
-        runner.run([], plays=role_play(dict(role_vars, containerd_hosts_cluster_state="absent"),
-                                       node_cluster.kubeconfig))
+        node_pods.remove_containerd_hosts(runner, role_vars, (mirror, second), node_cluster.kubeconfig)
     assert not os.path.exists(os.path.join(hosts_dir, mirror))
     assert not os.path.exists(os.path.join(hosts_dir, second))
 
@@ -263,7 +154,7 @@ def test_a_rollout_that_cannot_finish_names_the_node(node_cluster, node_containe
     namespace = namespaces()
     runner = Runner(node_cluster.kubeconfig, workdir=str(tmp_path))
     missing = "%s/ibmreg/no-such-image:1" % node_cluster.registry["host"]
-    role_vars = cluster_vars(node_cluster, node_containerd, namespace, [], containerd_hosts_init_image=missing,
+    role_vars = cluster_vars(node_cluster, namespace, [], containerd_hosts_init_image=missing,
                              containerd_hosts_rollout_timeout=20)
     failed = runner.run([], plays=role_play(role_vars, node_cluster.kubeconfig), raw=True)
     assert failed.rc != 0
@@ -281,7 +172,7 @@ def test_restricted_namespace_is_refused_before_any_write(node_cluster, node_con
     namespace = namespaces(labels={"pod-security.kubernetes.io/enforce": "restricted"})
     runner = Runner(node_cluster.kubeconfig, workdir=str(tmp_path))
     log = audit_log.AuditLog(node_cluster.audit_log)
-    role_vars = cluster_vars(node_cluster, node_containerd, namespace, [mirror_declaration(node_cluster, "x.ibmreg.test")])
+    role_vars = cluster_vars(node_cluster, namespace, [mirror_declaration(node_cluster, "x.ibmreg.test")])
     mark = log.mark()
     refused = runner.run([], plays=role_play(role_vars, node_cluster.kubeconfig), raw=True)
     assert refused.rc != 0
@@ -302,7 +193,7 @@ def test_a_namespace_the_role_creates_is_privileged(node_cluster, node_container
     namespace = "ctd-new-" + secrets.token_hex(4)
     namespaces.adopt(namespace)
     runner = Runner(node_cluster.kubeconfig, workdir=str(tmp_path))
-    role_vars = cluster_vars(node_cluster, node_containerd, namespace, [], containerd_hosts_rollout_timeout=0)
+    role_vars = cluster_vars(node_cluster, namespace, [], containerd_hosts_rollout_timeout=0)
     created = runner.run([], plays=role_play(role_vars, node_cluster.kubeconfig))
     assert created.rc == 0, created.stdout[-3000:]
     labels = api["core"].read_namespace(namespace).metadata.labels

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import glob
 import importlib.util
 import json
 import os
@@ -27,9 +26,10 @@ import time
 import pytest
 import yaml
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
+from eda_source import SOURCE, ensure_source_secret, java_home
 from playbook import REPO, collections_path
+from reliability.common import fixture_api
 
 sys.path.insert(0, os.path.join(REPO, "tests", "cluster"))
 import localcluster  # noqa: E402  pylint: disable=wrong-import-position
@@ -38,16 +38,6 @@ pytestmark = pytest.mark.cluster
 
 CLUSTER_DIR = os.environ.get("IBMREG_EDA_CLUSTER_DIR", os.path.join(REPO, ".cluster-eda"))
 PLUGIN = os.path.join(REPO, "extensions", "eda", "plugins", "event_source", "namespace_watch.py")
-SOURCE = {"auths": {"127.0.0.1:5000": {
-    "username": "iamapikey", "password": "k", "auth": base64.b64encode(b"iamapikey:k").decode()}}}
-
-
-def java_home() -> str | None:
-    """A JDK 17 for ansible-rulebook's Drools engine: $JAVA_HOME, else Debian's path."""
-    for home in [os.environ.get("JAVA_HOME")] + sorted(glob.glob("/usr/lib/jvm/java-17-openjdk-*")):
-        if home and os.path.exists(os.path.join(home, "bin", "java")):
-            return home
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -57,16 +47,10 @@ def eda_cluster():
 
 @pytest.fixture(scope="module")
 def core(eda_cluster):
-    api = k8s_config.new_client_from_config(config_file=eda_cluster.fixture_kubeconfig)
-    core = k8s.CoreV1Api(api)
-    try:
-        core.read_namespaced_secret("all-icr-io", "default")
-    except k8s.ApiException:
-        core.create_namespaced_secret("default", {
-            "metadata": {"name": "all-icr-io"}, "type": "kubernetes.io/dockerconfigjson",
-            "data": {".dockerconfigjson": base64.b64encode(json.dumps(SOURCE).encode()).decode()}})
-    yield core
-    api.close()
+    with fixture_api(eda_cluster) as api:
+        core = k8s.CoreV1Api(api)
+        ensure_source_secret(core)
+        yield core
 
 
 @pytest.fixture

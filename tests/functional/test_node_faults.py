@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import collections
-import contextlib
 import json
 import os
 import re
@@ -32,10 +31,10 @@ import secrets
 import sys
 import threading
 import time
-import tomllib
 
 import pytest
 
+import node_pods
 from playbook import REPO, Runner
 from reliability import common
 
@@ -62,17 +61,10 @@ def node_cluster():
 
 
 @pytest.fixture(scope="module")
-def api(node_cluster):
-    from kubernetes import client, config  # pylint: disable=import-outside-toplevel
+def api(core):
+    from kubernetes import client  # pylint: disable=import-outside-toplevel
 
-    api_client = config.new_client_from_config(config_file=node_cluster.fixture_kubeconfig)
-    yield {"core": client.CoreV1Api(api_client), "apps": client.AppsV1Api(api_client)}
-    api_client.close()
-
-
-@pytest.fixture
-def core(api):
-    return api["core"]
+    return {"core": core, "apps": client.AppsV1Api(core.api_client)}
 
 
 @pytest.fixture
@@ -83,21 +75,8 @@ def audit(node_cluster):
 @pytest.fixture
 def namespaces(core):
     """Call it for a fresh namespace (labels optional), its default ServiceAccount there."""
-    made = []
-
-    def create(labels=None, prefix="faults-", wait=True):
-        name = prefix + secrets.token_hex(4)
-        core.create_namespace({"metadata": {"name": name, "labels": labels or {}}})
-        made.append(name)
-        if wait:
-            common.wait_for_service_accounts(core, [name])
-        return name
-
-    yield create
-    for name in made:
-        # Pods are running there: do not wait for the namespaces to go.
-        with contextlib.suppress(Exception):
-            core.delete_namespace(name, grace_period_seconds=0)
+    with node_pods.namespace_maker(core, "faults-", timeout=POD_TIMEOUT) as create:
+        yield create
 
 
 def wait_for(what, check, timeout=POD_TIMEOUT):
@@ -119,41 +98,15 @@ def assert_healthy(node_cluster, core):
 
 
 def app_pod(core, namespace, image, name):
-    core.create_namespaced_pod(namespace, {
-        "metadata": {"name": name},
-        "spec": {"hostNetwork": True, "restartPolicy": "Never", "automountServiceAccountToken": False,
-                 "terminationGracePeriodSeconds": 0,
-                 "containers": [{"name": "app", "image": image, "imagePullPolicy": "Always",
-                                 "command": ["sh", "-c", "echo pulled; exec sleep 3600"]}]}})
+    node_pods.create_pod(core, namespace, image, name)
 
 
 def wait_running(core, namespace, name):
-    def running():
-        status = core.read_namespaced_pod(name, namespace).status
-        waiting = [c.state.waiting for c in status.container_statuses or [] if c.state.waiting]
-        assert not any(w.reason in ("ErrImagePull", "ImagePullBackOff") for w in waiting), \
-            "pull failed in %s/%s: %s" % (namespace, name, [(w.reason, w.message) for w in waiting])
-        return status.phase == "Running"
-
-    wait_for("pod %s Running in %s" % (name, namespace), running)
-    return core.read_namespaced_pod(name, namespace)
+    return node_pods.wait_running(core, namespace, name, timeout=POD_TIMEOUT)
 
 
 def wait_pull_refused(core, namespace, name):
-    seen = {}
-
-    def failed():
-        status = core.read_namespaced_pod(name, namespace).status
-        assert status.phase != "Running", "pod %s/%s runs without a pull secret" % (namespace, name)
-        for c in status.container_statuses or []:
-            if c.state.waiting and c.state.waiting.reason in ("ErrImagePull", "ImagePullBackOff") \
-                    and c.state.waiting.message:
-                seen["message"] = c.state.waiting.message
-        return "message" in seen
-
-    wait_for("ErrImagePull of %s in %s" % (name, namespace), failed)
-    lowered = seen["message"].lower()
-    assert "401" in lowered or "unauthorized" in lowered or "no basic auth credentials" in lowered, seen
+    node_pods.assert_unauthorized(node_pods.wait_pull_failed(core, namespace, name, timeout=POD_TIMEOUT))
 
 
 def refs(core, namespace, sa="default"):
@@ -413,23 +366,14 @@ def test_token_service_down_behind_a_token_registry(node_cluster, core, audit, n
 # --- 3. the node NotReady while the containerd hosts DaemonSet rolls --------------------------
 
 
-def _role_play(role_vars, kubeconfig):
-    return [{"name": "containerd hosts", "hosts": "localhost", "connection": "local", "gather_facts": False,
-             "module_defaults": {"group/ibmcloud.registry.kube": {"kubeconfig": kubeconfig}},
-             "roles": [{"role": "ibmcloud.registry.containerd_hosts", "vars": role_vars}]}]
-
-
-def _mirror(node_cluster, name):
-    reg = node_cluster.registry
-    return {"registry": name, "hosts": [{"url": "https://" + reg["host"], "capabilities": ["pull", "resolve"],
-                                         "ca": [reg["ca"]]}]}
+_role_play = node_pods.containerd_hosts_play
+_mirror = node_pods.mirror_declaration
 
 
 def test_node_not_ready_while_the_daemonset_rolls(node_cluster, api, namespaces, tmp_path):
     core, apps = api["core"], api["apps"]
     reg = node_cluster.registry
-    with open(os.path.join(localnode.node_dir(node_cluster.state_dir), "containerd.toml"), "rb") as handle:
-        config_path = tomllib.load(handle)["plugins"]["io.containerd.cri.v1.images"]["registry"]["config_path"]
+    config_path = node_pods.node_config_path(node_cluster)
     namespace = namespaces()
     runner = Runner(node_cluster.kubeconfig, workdir=str(tmp_path))
     secret = runner.run([{"name": "t", "ibmcloud.registry.icr_pull_secret": {
@@ -437,12 +381,7 @@ def test_node_not_ready_while_the_daemonset_rolls(node_cluster, api, namespaces,
         "registry": {"server": reg["host"], "username": reg["username"], "password": reg["password"]}}}])
     assert secret.rc == 0, secret.stdout[-3000:]
     first, second = ("faults-%s-%s.ibmreg.test" % (n, secrets.token_hex(3)) for n in ("a", "b"))
-    role_vars = {
-        "containerd_hosts_mode": "cluster", "containerd_hosts_cluster_name": DAEMONSET,
-        "containerd_hosts_cluster_namespace": namespace, "containerd_hosts_config_path": config_path,
-        "containerd_hosts_registries": [_mirror(node_cluster, first)],
-        "containerd_hosts_init_image": reg["image"], "containerd_hosts_pause_image": localnode.PAUSE_IMAGE,
-        "containerd_hosts_image_pull_policy": "IfNotPresent", "containerd_hosts_rollout_timeout": 120}
+    role_vars = node_pods.cluster_mode_vars(node_cluster, namespace, DAEMONSET, [_mirror(node_cluster, first)])
     rolled_vars = dict(role_vars, containerd_hosts_registries=[_mirror(node_cluster, first),
                                                                _mirror(node_cluster, second)])
     state_dir = node_cluster.state_dir
@@ -485,8 +424,5 @@ def test_node_not_ready_while_the_daemonset_rolls(node_cluster, api, namespaces,
         assert [p.metadata.annotations["ibmcloud.registry/hosts-checksum"] for p in pods] == [checksum]
         assert os.path.isfile(os.path.join(config_path, second, "hosts.toml"))
     finally:
-        gone = [{"registry": name, "state": "absent"} for name in (first, second)]
-        runner.run([], plays=_role_play(dict(role_vars, containerd_hosts_registries=gone), node_cluster.kubeconfig))
-        runner.run([], plays=_role_play(dict(role_vars, containerd_hosts_cluster_state="absent"),
-                                        node_cluster.kubeconfig))
+        node_pods.remove_containerd_hosts(runner, role_vars, (first, second), node_cluster.kubeconfig)
     assert not os.path.exists(os.path.join(config_path, second))

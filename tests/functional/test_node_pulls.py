@@ -17,118 +17,23 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import secrets
-import sys
 
 import pytest
 
-from reliability.common import wait_for as common_wait_for
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(REPO, "tests", "cluster"))
-
-import localcluster  # noqa: E402  pylint: disable=wrong-import-position
-from playbook import Runner  # noqa: E402  pylint: disable=wrong-import-position
+import localnode
+import node_pods
+from playbook import Runner
 
 pytestmark = pytest.mark.cluster
 
-NODE_CLUSTER_DIR = os.path.join(REPO, ".cluster-node")
 POD_TIMEOUT = 90
-
-
-@pytest.fixture(scope="module")
-def node_cluster():
-    return localcluster.ensure_running(NODE_CLUSTER_DIR, node=True)
-
-
-@pytest.fixture(scope="module")
-def core(node_cluster):
-    from kubernetes import client, config  # pylint: disable=import-outside-toplevel
-
-    api_client = config.new_client_from_config(config_file=node_cluster.fixture_kubeconfig)
-    yield client.CoreV1Api(api_client)
-    api_client.close()
 
 
 @pytest.fixture
 def namespaces(core):
     """Call it to create a fresh namespace; the pods in them are deleted at the end."""
-    made = []
-
-    def create():
-        name = "pull-" + secrets.token_hex(4)
-        core.create_namespace({"metadata": {"name": name}})
-        made.append(name)
-        wait_for("ServiceAccount default in " + name, lambda: _sa(core, name))
-        return name
-
-    yield create
-    for name in made:
-        core.delete_namespace(name, grace_period_seconds=0)
-
-
-def _sa(core, namespace):
-    from kubernetes.client.exceptions import ApiException  # pylint: disable=import-outside-toplevel
-
-    try:
-        return core.read_namespaced_service_account("default", namespace)
-    except ApiException as err:
-        if err.status == 404:
-            return None
-        raise
-
-
-def wait_for(what, check, timeout=POD_TIMEOUT):
-    return common_wait_for(what, check, timeout=timeout, interval=0.5)
-
-
-def pod(core, namespace, image):
-    """A hostNetwork pod naming no pull secret, as the namespace's default ServiceAccount."""
-    core.create_namespaced_pod(namespace, {
-        "metadata": {"name": "app"},
-        "spec": {"hostNetwork": True, "restartPolicy": "Never", "automountServiceAccountToken": False,
-                 "terminationGracePeriodSeconds": 0,
-                 "containers": [{"name": "app", "image": image, "imagePullPolicy": "Always",
-                                 "command": ["sh", "-c", "echo pulled; exec sleep 3600"]}]}})
-
-
-def wait_running(core, namespace):
-    def running():
-        status = core.read_namespaced_pod("app", namespace).status
-        waiting = [c.state.waiting for c in status.container_statuses or [] if c.state.waiting]
-        assert not any(w.reason in ("ErrImagePull", "ImagePullBackOff") for w in waiting), \
-            "pull failed in %s: %s" % (namespace, [(w.reason, w.message) for w in waiting])
-        return status.phase == "Running"
-
-    wait_for("pod app Running in " + namespace, running)
-    return core.read_namespaced_pod("app", namespace)
-
-
-def wait_pull_refused(core, namespace):
-    """The pod's pull fails: ErrImagePull (or the BackOff after it), with the registry's 401."""
-    seen = {}
-
-    def failed():
-        status = core.read_namespaced_pod("app", namespace).status
-        assert status.phase != "Running", "pod %s/app runs without a pull secret" % namespace
-        for c in status.container_statuses or []:
-            if c.state.waiting and c.state.waiting.reason in ("ErrImagePull", "ImagePullBackOff"):
-                seen.setdefault("reason", c.state.waiting.reason)
-                if c.state.waiting.message:
-                    seen["message"] = c.state.waiting.message
-        return "message" in seen
-
-    wait_for("ErrImagePull in " + namespace, failed)
-    events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=app").items
-    text = seen["message"] + " ".join(e.message or "" for e in events)
-    # containerd 2.x words the registry's 401 challenge, with no credentials to answer it, as
-    # "authorization failed: no basic auth credentials"; 1.6 says "401 Unauthorized".
-    lowered = text.lower()
-    assert ("401" in text or "unauthorized" in lowered
-            or "authorization failed: no basic auth credentials" in lowered), text
-    return seen
+    with node_pods.namespace_maker(core, "pull-", timeout=POD_TIMEOUT) as create:
+        yield create
 
 
 def run_module(cluster, tmp_path, args):
@@ -144,14 +49,14 @@ def dockerconfigjson(server, username, password):
 
 
 def check_pull(core, with_secret, without_secret, image, secret_name):
-    pod(core, with_secret, image)
-    pod(core, without_secret, image)
-    running = wait_running(core, with_secret)
+    node_pods.create_pod(core, with_secret, image)
+    node_pods.create_pod(core, without_secret, image)
+    running = node_pods.wait_running(core, with_secret, timeout=POD_TIMEOUT)
     # The ServiceAccount admission plugin copied default's imagePullSecrets into the pod.
     assert [ref.name for ref in running.spec.image_pull_secrets or []] == [secret_name]
     assert running.spec.service_account_name == "default"
-    assert running.spec.node_name == localcluster.localnode.NODE_NAME
-    wait_pull_refused(core, without_secret)
+    assert running.spec.node_name == localnode.NODE_NAME
+    node_pods.assert_unauthorized(node_pods.wait_pull_failed(core, without_secret, timeout=POD_TIMEOUT))
 
 
 def test_the_node_is_ready_and_the_server_current(node_cluster, core):

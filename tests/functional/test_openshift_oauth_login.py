@@ -19,7 +19,6 @@ import os
 import re
 import secrets
 import select
-import shutil
 import socket
 import socketserver
 import sys
@@ -33,6 +32,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
 from playbook import REPO, Runner
+from reliability import common
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "standins"))
@@ -40,7 +40,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "cluster"))
 
 import audit as audit_log  # noqa: E402  pylint: disable=wrong-import-position
 import iam_server  # noqa: E402  pylint: disable=wrong-import-position
-import localcluster  # noqa: E402  pylint: disable=wrong-import-position
 from openshift_oauth import OAuthStandIn  # noqa: E402  pylint: disable=wrong-import-position
 
 pytestmark = pytest.mark.cluster
@@ -60,11 +59,8 @@ NO_CALLER_CONNECTION = {"KUBECONFIG": "/nonexistent/kubeconfig", "K8S_AUTH_KUBEC
 
 @pytest.fixture(scope="module")
 def oauth_cluster():
-    try:
-        yield localcluster.ensure_running(CLUSTER_DIR)
-    finally:
-        localcluster.stop(CLUSTER_DIR)
-        shutil.rmtree(CLUSTER_DIR, ignore_errors=True)
+    with common.own_cluster(CLUSTER_DIR) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="module")

@@ -16,63 +16,27 @@ namespace pulls and 2 when one cannot.
 from __future__ import annotations
 
 import os
-import secrets
 import socket
-import sys
 import threading
 import time
 
 import pytest
 import yaml
 
-from reliability.common import wait_for as common_wait_for
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(REPO, "tests", "cluster"))
-
-import localcluster  # noqa: E402  pylint: disable=wrong-import-position
-from playbook import Runner  # noqa: E402  pylint: disable=wrong-import-position
+import node_pods
+from playbook import Runner
 
 pytestmark = pytest.mark.cluster
 
-NODE_CLUSTER_DIR = os.path.join(REPO, ".cluster-node")
 PROBE_LABEL = "ibmcloud.registry/pull-probe"
 SECRET = "probe-registry"
-
-
-@pytest.fixture(scope="module")
-def node_cluster():
-    return localcluster.ensure_running(NODE_CLUSTER_DIR, node=True)
-
-
-@pytest.fixture(scope="module")
-def core(node_cluster):
-    from kubernetes import client, config  # pylint: disable=import-outside-toplevel
-
-    api_client = config.new_client_from_config(config_file=node_cluster.fixture_kubeconfig)
-    yield client.CoreV1Api(api_client)
-    api_client.close()
 
 
 @pytest.fixture
 def namespaces(core):
     """Call it for a fresh namespace (labels optional); deleted at the end."""
-    made = []
-
-    def create(labels=None):
-        name = "probe-" + secrets.token_hex(4)
-        core.create_namespace({"metadata": {"name": name, "labels": labels or {}}})
-        made.append(name)
-        common_wait_for("ServiceAccount default in " + name,
-                        lambda: any(sa.metadata.name == "default"
-                                    for sa in core.list_namespaced_service_account(name).items),
-                        timeout=60, interval=0.5)
-        return name
-
-    yield create
-    for name in made:
-        core.delete_namespace(name, grace_period_seconds=0)
+    with node_pods.namespace_maker(core, "probe-", timeout=60) as create:
+        yield create
 
 
 def run_tasks(cluster, tmp_path, tasks):
@@ -157,11 +121,10 @@ def test_a_wrong_tag_is_not_found(node_cluster, core, namespaces, tmp_path):
     assert probe_pods(core, ns) == []
 
 
-class Forwarder:
-    """A loopback port that forwards every connection to the registry, bytes unchanged."""
+class SilentRegistry:
+    """Accepts TCP connections on loopback and never answers: a pull that hangs."""
 
-    def __init__(self, target_port):
-        self.target_port = target_port
+    def __init__(self):
         self.server = socket.socket()
         self.server.bind(("127.0.0.1", 0))
         self.server.listen(16)
@@ -172,13 +135,34 @@ class Forwarder:
     def _accept(self):
         while True:
             try:
-                client, _address = self.server.accept()
+                conn, _address = self.server.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            self.conns += [client, upstream]
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+            self.conns.append(conn)
+            self.connected(conn)
+
+    def connected(self, conn):
+        """What a connection gets: nothing here."""
+
+    def close(self):
+        # Closing ends a hanging pull at once, so the node's serialized pulls go on.
+        self.server.close()
+        for conn in self.conns:
+            conn.close()
+
+
+class Forwarder(SilentRegistry):
+    """A loopback port that forwards every connection to the registry, bytes unchanged."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        super().__init__()
+
+    def connected(self, conn):
+        upstream = socket.create_connection(("127.0.0.1", self.target_port))
+        self.conns.append(upstream)
+        for src, dst in ((conn, upstream), (upstream, conn)):
+            threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
 
     @staticmethod
     def _pipe(src, dst):
@@ -196,11 +180,6 @@ class Forwarder:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
-
-    def close(self):
-        self.server.close()
-        for conn in self.conns:
-            conn.close()
 
 
 def test_a_registry_the_node_does_not_trust_is_tls(node_cluster, core, namespaces, tmp_path):
@@ -243,33 +222,6 @@ def test_pod_security_restricted_admits_the_pod_and_refuses_host_network(node_cl
     assert item["outcome"] != "refused", item
     assert item["outcome"] == "pulled" or "sandbox" in item["message"], item
     assert probe_pods(core, restricted) == []
-
-
-class SilentRegistry:
-    """Accepts TLS connections on loopback and never answers: a pull that hangs."""
-
-    def __init__(self):
-        self.server = socket.socket()
-        self.server.bind(("127.0.0.1", 0))
-        self.server.listen(16)
-        self.port = self.server.getsockname()[1]
-        self.conns = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _address = self.server.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-
-    def close(self):
-        # Closing ends the hanging pull at once, so the node's serialized pulls go on.
-        self.server.close()
-        for conn in self.conns:
-            conn.close()
 
 
 def test_a_registry_that_never_answers_is_a_timeout(node_cluster, core, namespaces, tmp_path):

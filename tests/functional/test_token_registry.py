@@ -30,20 +30,18 @@ import urllib.request
 
 import pytest
 
+import node_pods
 from playbook import REPO, Runner
-from reliability.common import wait_for as common_wait_for
 
 sys.path.insert(0, os.path.join(REPO, "tests", "standins"))
 sys.path.insert(0, os.path.join(REPO, "tests", "cluster"))
 
 import iam_server  # noqa: E402  pylint: disable=wrong-import-position
-import localcluster  # noqa: E402  pylint: disable=wrong-import-position
 import localnode  # noqa: E402  pylint: disable=wrong-import-position
 import token_registry  # noqa: E402  pylint: disable=wrong-import-position
 
 pytestmark = pytest.mark.cluster
 
-NODE_CLUSTER_DIR = os.path.join(REPO, ".cluster-node")
 US, CP = token_registry.IAM_DOMAIN, token_registry.ENTITLED_DOMAIN
 TEAM = "ibmreg-team"          # the registry namespace that holds the test image
 OTHER = "ibmreg-other"        # a registry namespace with nothing for our keys
@@ -289,49 +287,10 @@ def test_check_login_against_the_token_registry(registries, reader, keys):
 # --- the module, by the real names, in a namespace that maps them to loopback ----------------
 
 
-@pytest.fixture(scope="module")
-def node_cluster():
-    return localcluster.ensure_running(NODE_CLUSTER_DIR, node=True)
-
-
-@pytest.fixture(scope="module")
-def core(node_cluster):
-    from kubernetes import client, config  # pylint: disable=import-outside-toplevel
-
-    api_client = config.new_client_from_config(config_file=node_cluster.fixture_kubeconfig)
-    yield client.CoreV1Api(api_client)
-    api_client.close()
-
-
 @pytest.fixture
 def namespaces(core):
-    made = []
-
-    def create():
-        name = "tokreg-" + secrets.token_hex(4)
-        core.create_namespace({"metadata": {"name": name}})
-        made.append(name)
-        wait_for("ServiceAccount default in " + name, lambda: _sa(core, name))
-        return name
-
-    yield create
-    for name in made:
-        core.delete_namespace(name, grace_period_seconds=0)
-
-
-def _sa(core, namespace):
-    from kubernetes.client.exceptions import ApiException  # pylint: disable=import-outside-toplevel
-
-    try:
-        return core.read_namespaced_service_account("default", namespace)
-    except ApiException as err:
-        if err.status == 404:
-            return None
-        raise
-
-
-def wait_for(what, check, timeout=POD_TIMEOUT):
-    return common_wait_for(what, check, timeout=timeout, interval=0.5)
+    with node_pods.namespace_maker(core, "tokreg-", timeout=POD_TIMEOUT) as create:
+        yield create
 
 
 class Plays:
@@ -439,42 +398,9 @@ def node_mirrors(node_cluster, registries):
         yield registries
 
 
-def pod(core, namespace, image, name="app"):
-    core.create_namespaced_pod(namespace, {
-        "metadata": {"name": name},
-        "spec": {"hostNetwork": True, "restartPolicy": "Never", "automountServiceAccountToken": False,
-                 "terminationGracePeriodSeconds": 0,
-                 "containers": [{"name": "app", "image": image, "imagePullPolicy": "Always",
-                                 "command": ["sh", "-c", "echo pulled; exec sleep 3600"]}]}})
-
-
-def wait_running(core, namespace, name="app"):
-    def running():
-        status = core.read_namespaced_pod(name, namespace).status
-        waiting = [c.state.waiting for c in status.container_statuses or [] if c.state.waiting]
-        assert not any(w.reason in ("ErrImagePull", "ImagePullBackOff") for w in waiting), \
-            "pull failed in %s: %s" % (namespace, [(w.reason, w.message) for w in waiting])
-        return status.phase == "Running"
-
-    wait_for("pod %s Running in %s" % (name, namespace), running)
-
-
 def wait_pull_refused(core, namespace, name="app"):
     """ErrImagePull; returns the pod's waiting message and events, where the reason is."""
-    seen = {}
-
-    def failed():
-        status = core.read_namespaced_pod(name, namespace).status
-        assert status.phase != "Running", "pod %s/%s runs" % (namespace, name)
-        for c in status.container_statuses or []:
-            if c.state.waiting and c.state.waiting.reason in ("ErrImagePull", "ImagePullBackOff") \
-                    and c.state.waiting.message:
-                seen["message"] = c.state.waiting.message
-        return "message" in seen
-
-    wait_for("ErrImagePull in " + namespace, failed)
-    events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=" + name).items
-    return seen["message"] + "\n" + "\n".join(e.message or "" for e in events)
+    return node_pods.wait_pull_failed(core, namespace, name, without="a usable pull secret", timeout=POD_TIMEOUT)
 
 
 class ConnectTrace:
@@ -534,10 +460,10 @@ def test_pods_pull_icr_io_names_through_the_token_registry(node_mirrors, node_pl
     trace = ConnectTrace(node_cluster, str(tmp_path / "containerd.trace"))
     try:
         for ns in (minted, bare, nopolicy, deleted):
-            pod(core, ns, IMAGE)
-        pod(core, entitled, ENTITLED_IMAGE)
-        wait_running(core, minted)
-        wait_running(core, entitled)
+            node_pods.create_pod(core, ns, IMAGE)
+        node_pods.create_pod(core, entitled, ENTITLED_IMAGE)
+        node_pods.wait_running(core, minted, timeout=POD_TIMEOUT)
+        node_pods.wait_running(core, entitled, timeout=POD_TIMEOUT)
         no_secret = wait_pull_refused(core, bare)
         no_policy = wait_pull_refused(core, nopolicy)
         deleted_key = wait_pull_refused(core, deleted)

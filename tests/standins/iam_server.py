@@ -53,8 +53,10 @@ import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from serving import BackgroundServer
 
 DEFAULT_ACCOUNT = "0123456789abcdef0123456789abcdef"
 TOKEN_TTL = 3600
@@ -224,38 +226,18 @@ class IamState:
                        sort_keys=True).encode()).hexdigest()[:16])
 
 
-class IamStandIn:
-    """The server plus in-process test helpers."""
+class IamStandIn(BackgroundServer):
+    """The server plus in-process test helpers; start()/stop() or a with block."""
 
     def __init__(self, host="127.0.0.1", port=0):
         self.state = IamState()
-        state = self.state
 
         class Handler(_Handler):
             pass
 
-        Handler.state = state
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
-        Handler.base_url = "http://%s:%d" % self.httpd.server_address[:2]
-        self.url = Handler.base_url
-        self._thread = None
-
-    # lifecycle
-    def start(self):
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="iam-standin", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc_info):
-        self.stop()
+        Handler.state = self.state
+        super().__init__(Handler, "iam-standin", host, port)
+        Handler.base_url = self.url
 
     def fresh_admin_key(self, prefix="CANARY-"):
         """Forget everything, then know one admin key (a canary value tests look for)."""
@@ -432,36 +414,50 @@ def h_service_ids(request, state, base_url):
     raise HttpError(405, "method_not_allowed", "Method not allowed")
 
 
-def h_service_id(request, state, base_url, sid):
-    del base_url
-    record = state.service_ids.get(sid)
+def _record_endpoint(request, state, records, record_id, what, view, params, on_delete=None):
+    """GET, PUT (If-Match, then the fields set) and DELETE of one record of the caller's
+    account; a record of another account is not found, as IAM says it.
+    ``params``: (GET query parameters, PUT query parameters, PUT body fields)."""
+    get_params, update_params, update_fields = params
+    record = records.get(record_id)
     if record is None or record["account_id"] != request.caller["account_id"]:
-        raise HttpError(404, "not_found", "Service ID %s not found" % sid)
+        raise HttpError(404, "not_found", "%s %s not found" % (what, record_id))
     if request.method == "GET":
-        request.params(SERVICE_ID_GET_PARAMS)
-        return 200, _service_id_view(state, record)
+        request.params(get_params)
+        return 200, view(state, record)
     if request.method == "PUT":
-        request.params(SERVICE_ID_UPDATE_PARAMS)
+        request.params(update_params)
         _check_if_match(request, state, record)
-        body = request.json(SERVICE_ID_UPDATE_FIELDS)
-        for field in ("name", "description", "unique_instance_crns"):
+        body = request.json(update_fields)
+        for field in update_fields:
             if field in body:
                 record[field] = body[field]
         record["modified_at"] = _identity_time()
         record["_version"] += 1
-        return 200, _service_id_view(state, record)
+        return 200, view(state, record)
     if request.method == "DELETE":
         request.params(set())
         if record["locked"]:
-            raise HttpError(400, "locked", "Service ID %s is locked" % sid)
-        del state.service_ids[sid]
+            raise HttpError(400, "locked", "%s %s is locked" % (what, record_id))
+        del records[record_id]
+        if on_delete:
+            on_delete(record)
+        return 204, None
+    raise HttpError(405, "method_not_allowed", "Method not allowed")
+
+
+def h_service_id(request, state, base_url, sid):
+    del base_url
+
+    def deleted(record):
         # IAM deletes a service ID's API keys with it, and its policies.
         for key_id in [k for k, v in state.api_keys.items() if v["iam_id"] == record["iam_id"]]:
             del state.api_keys[key_id]
         for pid in [p for p, v in state.policies.items() if _subject_iam_id(v) == record["iam_id"]]:
             del state.policies[pid]
-        return 204, None
-    raise HttpError(405, "method_not_allowed", "Method not allowed")
+
+    return _record_endpoint(request, state, state.service_ids, sid, "Service ID", _service_id_view,
+                            (SERVICE_ID_GET_PARAMS, SERVICE_ID_UPDATE_PARAMS, SERVICE_ID_UPDATE_FIELDS), deleted)
 
 
 def h_api_keys(request, state, base_url):
@@ -514,29 +510,8 @@ def h_api_key_details(request, state, base_url):
 
 def h_api_key(request, state, base_url, key_id):
     del base_url
-    record = state.api_keys.get(key_id)
-    if record is None or record["account_id"] != request.caller["account_id"]:
-        raise HttpError(404, "not_found", "API key %s not found" % key_id)
-    if request.method == "GET":
-        request.params(API_KEY_GET_PARAMS)
-        return 200, _api_key_view(state, record)
-    if request.method == "PUT":
-        request.params(set())
-        _check_if_match(request, state, record)
-        body = request.json(API_KEY_UPDATE_FIELDS)
-        for field in API_KEY_UPDATE_FIELDS:
-            if field in body:
-                record[field] = body[field]
-        record["modified_at"] = _identity_time()
-        record["_version"] += 1
-        return 200, _api_key_view(state, record)
-    if request.method == "DELETE":
-        request.params(set())
-        if record["locked"]:
-            raise HttpError(400, "locked", "API key %s is locked" % key_id)
-        del state.api_keys[key_id]
-        return 204, None
-    raise HttpError(405, "method_not_allowed", "Method not allowed")
+    return _record_endpoint(request, state, state.api_keys, key_id, "API key", _api_key_view,
+                            (API_KEY_GET_PARAMS, set(), API_KEY_UPDATE_FIELDS))
 
 
 # --- policies v2 -----------------------------------------------------------------------------

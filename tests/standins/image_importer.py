@@ -25,23 +25,19 @@ from __future__ import annotations
 
 import datetime
 import http.client
-import logging
 import re
 import ssl
-import threading
 
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+
+from serving import PollingController, merge_patch_custom_object
 
 GROUP, VERSION, PLURAL = "image.openshift.io", "v1", "imagestreams"
-MERGE_PATCH = "application/merge-patch+json"
 MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.docker.distribution.manifest.list.v2+json"])
 _REFERENCE = re.compile(r"^(?P<host>[^/]+)/(?P<path>[^:@]+)(:(?P<tag>[^@]+))?(@(?P<digest>.+))?$")
-
-log = logging.getLogger("image-importer-standin")
 
 
 def _now() -> str:
@@ -95,17 +91,17 @@ def resolve(source: str, insecure: bool) -> tuple:
     return None, ("InternalError", "Internal error occurred: %s: registry answered %d" % (source, response.status))
 
 
-class ImageImporterStandIn:
+class ImageImporterStandIn(PollingController):
     """Imports spec tags in a background thread. LOCAL STAND-IN, not OpenShift's importer."""
 
+    LABEL = "image-importer-standin"
+    TITLE = "image importer stand-in"
+
     def __init__(self, kubeconfig: str, namespaces, interval: float = 0.2):
+        super().__init__(interval)
         self._api = client.CustomObjectsApi(config.new_client_from_config(config_file=kubeconfig))
         self.namespaces = list(namespaces)
-        self.interval = interval
         self.imports: list = []     # (namespace, stream, tag, generation, digest or reason)
-        self.errors: list = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def sync(self) -> int:
         writes = 0
@@ -121,7 +117,7 @@ class ImageImporterStandIn:
         if any(not tag.get("generation") for tag in tags):
             top = max([meta.get("generation") or 1] + [tag.get("generation") or 0 for tag in tags]) + 1
             fixed = [dict(tag, generation=tag.get("generation") or top) for tag in tags]
-            return self._patch(namespace, meta, {"spec": {"tags": fixed}})
+            return self._patch(meta, {"spec": {"tags": fixed}})
         status_tags = {t.get("tag"): t for t in (stream.get("status") or {}).get("tags") or []}
         changed = False
         for tag in tags:
@@ -152,43 +148,7 @@ class ImageImporterStandIn:
         if not changed:
             return 0
         ordered = [status_tags[name] for name in sorted(status_tags)]
-        return self._patch(namespace, meta, {"status": {"tags": ordered}}, status=True)
+        return self._patch(meta, {"status": {"tags": ordered}}, status=True)
 
-    def _patch(self, namespace: str, meta: dict, body: dict, status: bool = False) -> int:
-        body = dict(body, metadata={"resourceVersion": meta["resourceVersion"]})
-        method = (self._api.patch_namespaced_custom_object_status if status
-                  else self._api.patch_namespaced_custom_object)
-        try:
-            method(GROUP, VERSION, namespace, PLURAL, meta["name"], body, _content_type=MERGE_PATCH)
-            return 1
-        except ApiException as exc:
-            if exc.status in (404, 409):  # gone, or changed since the LIST: next pass
-                return 0
-            raise
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sync()
-            except Exception as exc:  # keep importing; tests can inspect self.errors
-                self.errors.append(repr(exc))
-                log.warning("image importer stand-in pass failed: %r", exc)
-            self._stop.wait(self.interval)
-
-    def start(self) -> "ImageImporterStandIn":
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="image-importer-standin", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def __enter__(self) -> "ImageImporterStandIn":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def _patch(self, meta: dict, body: dict, status: bool = False) -> int:
+        return merge_patch_custom_object(self._api, GROUP, VERSION, PLURAL, meta, body, status)

@@ -34,25 +34,13 @@ from __future__ import annotations
 
 import base64
 import copy
-import http.server
 import json
-import logging
-import os
-import secrets
-import ssl
-import subprocess
-import tempfile
-import threading
-import time
 
-from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from serving import AdmissionWebhook
 
 IMAGE_GROUP, BUILD_GROUP = "image.openshift.io", "build.openshift.io"
 STRATEGIES = {"dockerStrategy": "Docker", "sourceStrategy": "Source", "customStrategy": "Custom",
               "jenkinsPipelineStrategy": "JenkinsPipeline"}
-
-log = logging.getLogger("openshift-apiserver-standin")
 
 
 def _tag_source(tag: dict) -> tuple:
@@ -116,16 +104,15 @@ def build_config_spec(spec: dict | None) -> dict:
     return spec
 
 
-class OpenShiftAPIServerStandIn:
+class OpenShiftAPIServerStandIn(AdmissionWebhook):
     """Mutating webhook for ImageStreams and BuildConfigs. LOCAL STAND-IN for openshift-apiserver."""
 
+    KIND = "mutating"
+    LABEL = "openshift-apiserver-standin"
+    TITLE = "openshift-apiserver stand-in"
+
     def __init__(self, kubeconfig: str):
-        api_client = config.new_client_from_config(config_file=kubeconfig)
-        self._api_client = api_client
-        self._admission = client.AdmissionregistrationV1Api(api_client)
-        self.name = "openshift-apiserver-standin-%d-%s" % (os.getpid(), secrets.token_hex(3))
-        self._dir = tempfile.mkdtemp(prefix="openshift-apiserver-")
-        self._server: http.server.ThreadingHTTPServer | None = None
+        super().__init__(kubeconfig)
         self.reviews: list = []     # (resource, operation, namespace, name, allowed)
 
     def review(self, request: dict) -> dict:
@@ -158,93 +145,21 @@ class OpenShiftAPIServerStandIn:
                              response["allowed"]))
         return response
 
-    # --- the HTTPS server and the webhook configuration ----------------------------------
+    # --- the webhook configuration ------------------------------------------------------
 
-    def _certificate(self) -> tuple:
-        cert, key = os.path.join(self._dir, "tls.crt"), os.path.join(self._dir, "tls.key")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                        "-subj", "/CN=openshift-apiserver-standin", "-addext", "subjectAltName=IP:127.0.0.1",
-                        "-keyout", key, "-out", cert], check=True, capture_output=True)
-        return cert, key
+    def webhooks(self, url: str, ca_bundle: str) -> list:
+        return [{
+            "name": "%s.openshift-apiserver-standin.ibmreg.test" % resource,
+            "clientConfig": {"url": url + "/mutate", "caBundle": ca_bundle},
+            "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": [group], "apiVersions": ["v1"],
+                       "resources": [resource], "scope": "Namespaced"}],
+            "failurePolicy": "Fail", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+            "reinvocationPolicy": "Never", "timeoutSeconds": 5}
+            for group, resource in ((IMAGE_GROUP, "imagestreams"), (BUILD_GROUP, "buildconfigs"))]
 
-    def start(self) -> "OpenShiftAPIServerStandIn":
-        cert, key = self._certificate()
-        standin = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - the http.server API
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-                try:
-                    response = standin.review(body.get("request") or {})
-                except Exception as exc:  # answer, so the API server does not wait for its timeout
-                    log.warning("openshift-apiserver stand-in failed: %r", exc)
-                    response = {"uid": (body.get("request") or {}).get("uid"), "allowed": False,
-                                "status": {"code": 500, "message": "openshift-apiserver stand-in: %r" % exc}}
-                data = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                                   "response": response}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):  # quiet
-                pass
-
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert, key)
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        threading.Thread(target=self._server.serve_forever, name=self.name, daemon=True).start()
-        with open(cert, "rb") as handle:
-            bundle = base64.b64encode(handle.read()).decode()
-        url = "https://127.0.0.1:%d/mutate" % self._server.server_address[1]
-        self._admission.create_mutating_webhook_configuration({
-            "metadata": {"name": self.name, "labels": {"app.kubernetes.io/part-of": "ibmreg-tests"}},
-            "webhooks": [{
-                "name": "%s.openshift-apiserver-standin.ibmreg.test" % resource,
-                "clientConfig": {"url": url, "caBundle": bundle},
-                "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": [group], "apiVersions": ["v1"],
-                           "resources": [resource], "scope": "Namespaced"}],
-                "failurePolicy": "Fail", "sideEffects": "None", "admissionReviewVersions": ["v1"],
-                "reinvocationPolicy": "Never", "timeoutSeconds": 5}
-                for group, resource in ((IMAGE_GROUP, "imagestreams"), (BUILD_GROUP, "buildconfigs"))]})
-        self._wait_until_called()
-        return self
-
-    def _wait_until_called(self, timeout: float = 30) -> None:
-        """The API server picks up a new webhook configuration a moment later: dry-run
-        BuildConfigs without a strategy until the stand-in refuses one."""
-        api = client.CustomObjectsApi(self._api_client)
-        probe = {"apiVersion": BUILD_GROUP + "/v1", "kind": "BuildConfig", "metadata": {"name": "admission-probe"},
-                 "spec": {"strategy": {"dockerStrategy": {}, "sourceStrategy": {"from": {
-                     "kind": "DockerImage", "name": "probe"}}}}}
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                api.create_namespaced_custom_object(BUILD_GROUP, "v1", "default", "buildconfigs", probe, dry_run="All")
-            except ApiException as exc:
-                if exc.status == 422 and "exactly one of" in (exc.body or ""):
-                    return
-                if exc.status not in (404, 409, 422):
-                    raise
-            if time.monotonic() > deadline:
-                raise TimeoutError("the API server did not call the openshift-apiserver stand-in within %ss" % timeout)
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        try:
-            self._admission.delete_mutating_webhook_configuration(self.name)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> "OpenShiftAPIServerStandIn":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def probe(self) -> tuple:
+        """A BuildConfig with two strategies: only the stand-in refuses it."""
+        return BUILD_GROUP, "buildconfigs", {
+            "apiVersion": BUILD_GROUP + "/v1", "kind": "BuildConfig", "metadata": {"name": "admission-probe"},
+            "spec": {"strategy": {"dockerStrategy": {}, "sourceStrategy": {"from": {
+                "kind": "DockerImage", "name": "probe"}}}}}, "exactly one of"

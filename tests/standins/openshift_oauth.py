@@ -42,10 +42,12 @@ import secrets
 import ssl
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from kubernetes import client, config
+
+from serving import BackgroundServer
 
 CHALLENGING_CLIENT = "openshift-challenging-client"
 REALM = "openshift"
@@ -54,7 +56,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
               "transfer-encoding", "upgrade", "host", "content-length"}
 
 
-class OAuthStandIn:
+class OAuthStandIn(BackgroundServer):
     """The TLS proxy and its OAuth endpoints; start()/stop() or a with block."""
 
     def __init__(self, api_server, ca, cert, key, kubeconfig, users=None, iam=None,
@@ -70,34 +72,12 @@ class OAuthStandIn:
         self.log = []
         self.lock = threading.Lock()
         self._kube = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
-        standin = self
 
         class Handler(_Handler):
             pass
 
-        Handler.standin = standin
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert, key)
-        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
-        self.url = "https://127.0.0.1:%d" % self.httpd.server_address[1]
-        self._thread = None
-
-    def start(self):
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="oauth-standin", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc_info):
-        self.stop()
+        Handler.standin = self
+        super().__init__(Handler, "oauth-standin", cert=cert, key=key)
 
     # --- what the handler asks ----------------------------------------------------------
 

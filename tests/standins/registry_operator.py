@@ -24,11 +24,11 @@ something differs. Usage: ``with RegistryOperatorStandIn(kubeconfig): ...``.
 from __future__ import annotations
 
 import datetime
-import logging
-import threading
 
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
+
+from serving import PollingController
 
 CONFIG = ("imageregistry.operator.openshift.io", "v1", "configs", "cluster")
 ROUTES = ("route.openshift.io", "v1", "routes")
@@ -39,8 +39,6 @@ ROUTE_ANNOTATION = "imageregistry.openshift.io"
 DEFAULT_CLAIM = "image-registry-storage"
 BACKENDS = ("emptyDir", "pvc", "s3", "gcs", "swift", "azure", "ibmcos", "oss")
 MERGE_PATCH = "application/merge-patch+json"
-
-log = logging.getLogger("registry-operator-standin")
 
 
 def _now() -> str:
@@ -65,17 +63,17 @@ def storage_condition(spec: dict) -> dict | None:
                        % (len(backends), backends)}
 
 
-class RegistryOperatorStandIn:
+class RegistryOperatorStandIn(PollingController):
     """Acts on configs/cluster in a background thread. LOCAL STAND-IN, not the operator."""
 
+    LABEL = "registry-operator-standin"
+    TITLE = "registry operator stand-in"
+
     def __init__(self, kubeconfig: str, interval: float = 0.2):
+        super().__init__(interval)
         api_client = config.new_client_from_config(config_file=kubeconfig)
         self._custom = client.CustomObjectsApi(api_client)
         self._core = client.CoreV1Api(api_client)
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.errors: list = []
 
     def sync(self) -> int:
         """One pass; returns the number of writes."""
@@ -170,30 +168,3 @@ class RegistryOperatorStandIn:
             if exc.status != 409:
                 raise
             return 0
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sync()
-            except Exception as exc:  # keep going; tests can inspect self.errors
-                self.errors.append(repr(exc))
-                log.warning("registry operator stand-in pass failed: %r", exc)
-            self._stop.wait(self.interval)
-
-    def start(self) -> "RegistryOperatorStandIn":
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="registry-operator-standin", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def __enter__(self) -> "RegistryOperatorStandIn":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

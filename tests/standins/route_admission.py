@@ -28,27 +28,15 @@ Usage: ``with RouteAdmissionStandIn(kubeconfig): ...``.
 
 from __future__ import annotations
 
-import base64
-import http.server
-import json
-import logging
-import os
 import re
-import secrets
-import ssl
-import subprocess
-import tempfile
-import threading
-import time
 
-from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes import client
+
+from serving import AdmissionWebhook
 
 GROUP = "route.openshift.io"
 CERT_FIELDS = ("certificate", "key", "caCertificate", "destinationCACertificate")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-log = logging.getLogger("route-admission-standin")
 
 
 def host_problem(host: str) -> str | None:
@@ -84,17 +72,16 @@ def custom_host_verb(operation: str, route: dict, old: dict | None) -> str | Non
     return None
 
 
-class RouteAdmissionStandIn:
-    """Validating webhook for Routes. LOCAL STAND-IN for openshift-apiserver's route admission."""
+class RouteAdmissionStandIn(AdmissionWebhook):
+    """Validating webhook for Routes (AdmissionWebhook's KIND). LOCAL STAND-IN for openshift-apiserver's
+    route admission."""
+
+    LABEL = "route-admission-standin"
+    TITLE = "route admission stand-in"
 
     def __init__(self, kubeconfig: str):
-        api_client = config.new_client_from_config(config_file=kubeconfig)
-        self._authz = client.AuthorizationV1Api(api_client)
-        self._admission = client.AdmissionregistrationV1Api(api_client)
-        self.name = "route-admission-standin-%d-%s" % (os.getpid(), secrets.token_hex(3))
-        self._dir = tempfile.mkdtemp(prefix="route-admission-")
-        self._server: http.server.ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__(kubeconfig)
+        self._authz = client.AuthorizationV1Api(self._api_client)
         self.decisions: list = []   # (operation, namespace, name, allowed, reason)
 
     # --- decisions -----------------------------------------------------------------------
@@ -134,94 +121,22 @@ class RouteAdmissionStandIn:
                                (response.get("status") or {}).get("message")))
         return response
 
-    # --- the HTTPS server and the webhook configuration ----------------------------------
+    # --- the webhook configuration ------------------------------------------------------
 
-    def _certificate(self) -> tuple:
-        cert, key = os.path.join(self._dir, "tls.crt"), os.path.join(self._dir, "tls.key")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                        "-subj", "/CN=route-admission-standin", "-addext", "subjectAltName=IP:127.0.0.1",
-                        "-keyout", key, "-out", cert], check=True, capture_output=True)
-        return cert, key
+    def webhooks(self, url: str, ca_bundle: str) -> list:
+        return [{
+            "name": "routes.route-admission-standin.ibmreg.test",
+            "clientConfig": {"url": url + "/validate", "caBundle": ca_bundle},
+            "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": [GROUP], "apiVersions": ["v1"],
+                       "resources": ["routes"], "scope": "Namespaced"}],
+            "failurePolicy": "Ignore", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+            "timeoutSeconds": 5}]
 
-    def start(self) -> "RouteAdmissionStandIn":
-        cert, key = self._certificate()
-        standin = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - the http.server API
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-                try:
-                    response = standin.review(body.get("request") or {})
-                except Exception as exc:  # answer, so the API server does not wait for its timeout
-                    log.warning("route admission stand-in failed: %r", exc)
-                    response = {"uid": (body.get("request") or {}).get("uid"), "allowed": False,
-                                "status": {"code": 500, "message": "route admission stand-in: %r" % exc}}
-                data = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                                   "response": response}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):  # quiet
-                pass
-
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert, key)
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, name=self.name, daemon=True)
-        self._thread.start()
-        with open(cert, "rb") as handle:
-            bundle = base64.b64encode(handle.read()).decode()
-        self._admission.create_validating_webhook_configuration({
-            "metadata": {"name": self.name, "labels": {"app.kubernetes.io/part-of": "ibmreg-tests"}},
-            "webhooks": [{
-                "name": "routes.route-admission-standin.ibmreg.test",
-                "clientConfig": {"url": "https://127.0.0.1:%d/validate" % self._server.server_address[1],
-                                 "caBundle": bundle},
-                "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": [GROUP], "apiVersions": ["v1"],
-                           "resources": ["routes"], "scope": "Namespaced"}],
-                "failurePolicy": "Ignore", "sideEffects": "None", "admissionReviewVersions": ["v1"],
-                "timeoutSeconds": 5}]})
-        self._wait_until_called()
-        return self
-
-    def _wait_until_called(self, timeout: float = 30) -> None:
-        """The API server picks up a new webhook configuration a moment later: wait for it
-        by asking for a dry-run Route with an invalid host until the webhook refuses it."""
-        api = client.CustomObjectsApi(self._authz.api_client)
-        # Upper case: the real Route CRD's host pattern allows it, so the request reaches
-        # the webhook (a trailing dot would be refused by the schema first).
-        probe = {"apiVersion": GROUP + "/v1", "kind": "Route", "metadata": {"name": "admission-probe"},
-                 "spec": {"host": "Probe.example.com", "to": {"kind": "Service", "name": "probe"}}}
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                api.create_namespaced_custom_object(GROUP, "v1", "default", "routes", probe, dry_run="All")
-            except ApiException as exc:
-                if exc.status == 422 and "lowercase RFC 1123 subdomain" in (exc.body or ""):
-                    return
-                if exc.status not in (404, 409, 422):
-                    raise
-            if time.monotonic() > deadline:
-                raise TimeoutError("the API server did not call the route admission stand-in within %ss" % timeout)
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        try:
-            self._admission.delete_validating_webhook_configuration(self.name)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> "RouteAdmissionStandIn":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def probe(self) -> tuple:
+        """A Route with an invalid host: upper case, which the real Route CRD's host pattern
+        allows, so the request reaches the webhook (a trailing dot would be refused by the
+        schema first)."""
+        return GROUP, "routes", {
+            "apiVersion": GROUP + "/v1", "kind": "Route", "metadata": {"name": "admission-probe"},
+            "spec": {"host": "Probe.example.com", "to": {"kind": "Service", "name": "probe"}}}, \
+            "lowercase RFC 1123 subdomain"

@@ -34,20 +34,17 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import logging
-import threading
 import time
 
 from kubernetes import client, config
+
+from serving import PollingController, merge_patch_custom_object
 from kubernetes.client.rest import ApiException
 
 GROUP, VERSION, PLURAL = "route.openshift.io", "v1", "routes"
 ROUTER_NAME = "default"
 DEFAULT_DOMAIN = "apps.standin.example.com"
-MERGE_PATCH = "application/merge-patch+json"
 IGNORE_LABEL = "router-standin.ibmcloud.registry/ignore"
-
-log = logging.getLogger("router-standin")
 
 
 def default_host(name: str, namespace: str, domain: str) -> str:
@@ -123,19 +120,19 @@ def _same(current: dict, wanted: dict) -> bool:
     return strip(current) == strip(wanted)
 
 
-class RouterStandIn:
+class RouterStandIn(PollingController):
     """Admits Routes in a background thread. LOCAL STAND-IN, not OpenShift's router."""
 
+    LABEL = "router-standin"
+    TITLE = "router stand-in"
+
     def __init__(self, kubeconfig: str, domain: str = DEFAULT_DOMAIN, interval: float = 0.2):
+        super().__init__(interval)
         self.domain = domain
-        self.interval = interval
         self.ignored_namespaces: set = set()
         api_client = config.new_client_from_config(config_file=kubeconfig)
         self._api = client.CustomObjectsApi(api_client)
         self._core = client.CoreV1Api(api_client)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.errors: list = []
 
     # --- one pass ------------------------------------------------------------------
 
@@ -187,46 +184,7 @@ class RouterStandIn:
         return writes
 
     def _patch(self, meta: dict, body: dict, status: bool = False) -> int:
-        body = dict(body, metadata={"resourceVersion": meta["resourceVersion"]})
-        method = (self._api.patch_namespaced_custom_object_status if status
-                  else self._api.patch_namespaced_custom_object)
-        try:
-            method(GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], body,
-                   _content_type=MERGE_PATCH)
-            return 1
-        except ApiException as exc:
-            if exc.status in (404, 409):  # gone, or changed since the LIST: next pass
-                return 0
-            raise
-
-    # --- background thread -----------------------------------------------------------
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sync()
-            except Exception as exc:  # keep admitting; tests can inspect self.errors
-                self.errors.append(repr(exc))
-                log.warning("router stand-in pass failed: %r", exc)
-            self._stop.wait(self.interval)
-
-    def start(self) -> "RouterStandIn":
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="router-standin", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def __enter__(self) -> "RouterStandIn":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        return merge_patch_custom_object(self._api, GROUP, VERSION, PLURAL, meta, body, status)
 
 
 def main(argv: list | None = None) -> int:

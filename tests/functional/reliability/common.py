@@ -36,30 +36,55 @@ RBAC_DIR = os.path.join(REPO, "docs", "rbac")
 _USERS = {"count": 0}
 
 
+def remove_cluster(state_dir):
+    """Stop the cluster of ``state_dir`` and remove the directory."""
+    localcluster.stop(state_dir)
+    shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def own_cluster(state_dir, clean=False):
+    """A cluster that one test file starts (from an empty ``state_dir`` with ``clean``)
+    and removes at its end."""
+    if clean:
+        remove_cluster(state_dir)
+    try:
+        yield localcluster.ensure_running(state_dir)
+    finally:
+        remove_cluster(state_dir)
+
+
 @pytest.fixture(scope="session")
 def reliability_cluster():
     """The suite's private cluster: started from a clean directory once per session."""
     if _USERS["count"] == 0:
-        localcluster.stop(CLUSTER_DIR)
-        shutil.rmtree(CLUSTER_DIR, ignore_errors=True)
+        remove_cluster(CLUSTER_DIR)
     _USERS["count"] += 1
     try:
         yield localcluster.ensure_running(CLUSTER_DIR)
     finally:
         _USERS["count"] -= 1
         if _USERS["count"] == 0:
-            localcluster.stop(CLUSTER_DIR)
-            shutil.rmtree(CLUSTER_DIR, ignore_errors=True)
+            remove_cluster(CLUSTER_DIR)
+
+
+@contextlib.contextmanager
+def fixture_api(cluster):
+    """A kubernetes ApiClient as `fixture` on ``cluster``: never counted as the client's requests."""
+    from kubernetes import config  # pylint: disable=import-outside-toplevel
+
+    api_client = config.new_client_from_config(config_file=cluster.fixture_kubeconfig)
+    try:
+        yield api_client
+    finally:
+        api_client.close()
 
 
 @pytest.fixture(scope="session")
 def rel_api(reliability_cluster):
     """A kubernetes ApiClient as `fixture` on the private cluster (never counted)."""
-    from kubernetes import config  # pylint: disable=import-outside-toplevel
-
-    api_client = config.new_client_from_config(config_file=reliability_cluster.fixture_kubeconfig)
-    yield api_client
-    api_client.close()
+    with fixture_api(reliability_cluster) as api_client:
+        yield api_client
 
 
 @pytest.fixture(scope="session")

@@ -26,10 +26,18 @@ import os
 import re
 import socket
 import ssl
+import sys
 import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.join(REPO, "tests", "cluster"))
+sys.path.insert(0, os.path.join(REPO, "tests", "standins"))
+
+import localcluster  # noqa: E402  pylint: disable=wrong-import-position
+from serving import BackgroundServer  # noqa: E402  pylint: disable=wrong-import-position
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
               "upgrade", "content-length"}
@@ -51,7 +59,7 @@ class Rule:
         return self.count > 0 and (self.method in (None, method)) and bool(self.path.search(target))
 
 
-class FaultProxy:
+class FaultProxy(BackgroundServer):
     """``FaultProxy(upstream_url, ca, cert, key).start()``; ``stop()`` when done."""
 
     def __init__(self, upstream: str, ca: str, cert: str, key: str):
@@ -61,36 +69,12 @@ class FaultProxy:
         self.rules: list[Rule] = []
         self.log: list[dict] = []
         self.upstream_context = ssl.create_default_context(cafile=ca)
-        server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        server_context.load_cert_chain(cert, key)
-        proxy = self
 
         class Handler(_Handler):
             pass
 
-        Handler.proxy = proxy
-        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.socket = server_context.wrap_socket(self.httpd.socket, server_side=True)
-        self.url = "https://127.0.0.1:%d" % self.httpd.server_address[1]
-        self._thread = None
-
-    # --- lifecycle ----------------------------------------------------------------------
-
-    def start(self) -> "FaultProxy":
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="fault-proxy", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        Handler.proxy = self
+        super().__init__(Handler, "fault-proxy", cert=cert, key=key, server_class=_QuietServer)
 
     # --- rules and log ------------------------------------------------------------------
 
@@ -137,17 +121,7 @@ class FaultProxy:
 
 
 def write_kubeconfig(path: str, server: str, ca: str, token: str, user: str = "client") -> str:
-    config = {
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority": ca}}],
-        "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [{"name": "local", "context": {"cluster": "local", "user": user}}],
-        "current-context": "local",
-    }
-    with open(path, "w", encoding="utf-8") as out:
-        json.dump(config, out, indent=2)
-    os.chmod(path, 0o600)
-    return path
+    return localcluster.write_kubeconfig(path, server, ca, user, token)
 
 
 class _QuietServer(ThreadingHTTPServer):

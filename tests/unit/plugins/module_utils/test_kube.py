@@ -11,20 +11,12 @@ from kubernetes.client.rest import ApiException
 from urllib3.exceptions import ProtocolError
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import client as kube
+from ansible_collections.ibmcloud.registry.tests.unit.plugins.module_utils import fake_module
+from ansible_collections.ibmcloud.registry.tests.unit.plugins.module_utils.fake_module import Failed
 
 
-class Failed(Exception):
-    pass
-
-
-class FakeModule:
-    def __init__(self, **params):
-        self.params = dict((key, None) for key in kube.AUTH_ARG_SPEC)
-        self.params.update(api_retries=2, parallelism=8)
-        self.params.update(params)
-
-    def fail_json(self, **kwargs):
-        raise Failed(kwargs["msg"])
+class FakeModule(fake_module.FakeModule):
+    DEFAULTS = {"api_retries": 2, "parallelism": 8}
 
 
 KUBECONFIG = """

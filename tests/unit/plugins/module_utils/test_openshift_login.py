@@ -11,25 +11,15 @@ import pytest
 from kubernetes.client import Configuration
 from openshift.helper.userpassauth import OCPLoginRequestException
 
-from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import client as kube
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube import openshift_login as login
+from ansible_collections.ibmcloud.registry.tests.unit.plugins.module_utils import fake_module
+from ansible_collections.ibmcloud.registry.tests.unit.plugins.module_utils.fake_module import Failed
 
 PASSWORD = "CANARY-pw-" + "x" * 12
 
 
-class Failed(Exception):
-    pass
-
-
-class FakeModule:
-    def __init__(self, **params):
-        self.params = dict((key, None) for key in kube.AUTH_ARG_SPEC)
-        self.params.update(api_retries=0, parallelism=1)
-        self.params.update(params)
-        self.no_log_values = set()
-
-    def fail_json(self, **kwargs):
-        raise Failed(kwargs["msg"])
+class FakeModule(fake_module.FakeModule):
+    DEFAULTS = {"api_retries": 0, "parallelism": 1}
 
 
 @pytest.mark.parametrize("auth, wanted", [
