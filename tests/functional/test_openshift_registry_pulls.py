@@ -28,15 +28,13 @@ import sys
 import pytest
 from kubernetes import client
 
+from node_pods import create_pod, wait_for, wait_running
 from playbook import REPO
-from test_token_registry import (  # the pod helpers of the icr.io token flow
+from test_token_registry import (  # the icr.io token flow's registry client and trace
     ConnectTrace,
     _https,
-    pod,
     token_get,
-    wait_for,
     wait_pull_refused,
-    wait_running,
 )
 
 sys.path.insert(0, os.path.join(REPO, "tests", "standins"))
@@ -194,8 +192,8 @@ def test_a_pod_in_b_pulls_from_a_through_the_image_puller_binding_alone(
     try:
         # Before: B's own dockercfg secret authenticates, the reviews deny, the pull fails.
         mark = regs.authorizer.mark()
-        pod(core, b, image, name="before")
-        pod(core, c, image, name="before")
+        create_pod(core, b, image, name="before")
+        create_pod(core, c, image, name="before")
         for namespace, user in ((b, b_user), (c, c_user)):
             refused = wait_pull_refused(core, namespace, name="before")
             assert DENIED_PULL in refused, refused
@@ -209,8 +207,8 @@ def test_a_pod_in_b_pulls_from_a_through_the_image_puller_binding_alone(
         assert secrets_of(b) == b_secrets
 
         mark = regs.authorizer.mark()
-        pod(core, b, image, name="after")
-        pod(core, c, image, name="after")
+        create_pod(core, b, image, name="after")
+        create_pod(core, c, image, name="after")
         wait_running(core, b, name="after")
         # Through B's own dockercfg secret, which the ServiceAccount admission plugin put in the pod.
         running = core.read_namespaced_pod("after", b)
@@ -224,7 +222,7 @@ def test_a_pod_in_b_pulls_from_a_through_the_image_puller_binding_alone(
         # state=absent takes the grant back: a fresh pull in B fails again.
         assert image_puller("absent") == [("delete", "rolebindings", binding)]
         mark = regs.authorizer.mark()
-        pod(core, b, image, name="again")
+        create_pod(core, b, image, name="again")
         refused = wait_pull_refused(core, b, name="again")
         assert DENIED_PULL in refused, refused
         assert reviews(regs, mark, b_user, a, False)
