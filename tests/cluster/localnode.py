@@ -23,7 +23,6 @@ mount namespace, removes the cgroups, and checks that nothing of the node stays 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import gzip
 import hashlib
@@ -552,8 +551,3 @@ def stop(state_dir: str, ns: str | None) -> None:
         stale = [line for line in mounts if node_dir(state_dir) in line]
     if stale:
         raise RuntimeError(f"mounts left behind: {stale}")
-
-
-def docker_config(server: str, username: str, password: str) -> str:
-    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
-    return json.dumps({"auths": {server: {"username": username, "password": password, "auth": auth}}})
