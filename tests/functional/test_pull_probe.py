@@ -23,6 +23,7 @@ import time
 import pytest
 import yaml
 
+import audit as audit_log
 import node_pods
 from playbook import Runner
 
@@ -86,9 +87,14 @@ def test_pulled_with_the_secret_unauthorized_without_and_leftovers_removed(node_
     leftover(core, with_secret, "killed00", time.time() - 60)
     leftover(core, bare, "inflight", time.time() + 3600)
 
+    log = audit_log.AuditLog(node_cluster.audit_log)
+    mark = log.mark()
     result = probe(node_cluster, tmp_path, image=node_cluster.registry["image"], namespaces=[with_secret, bare],
                    fail_on_pull_error=False)
     assert not result.get("failed"), result
+    # The waits read the run's pods with LISTs by its label, never a GET per pod.
+    pod_reads = [r["verb"] for r in log.requests(mark, verbs={"get", "list"}) if r["resource"] == "pods"]
+    assert "list" in pod_reads and "get" not in pod_reads, pod_reads
     items = by_namespace(result)
     print("kubelet messages:", [(i["namespace"], i["outcome"], i["message"]) for i in result["results"]])
     assert items[with_secret]["outcome"] == "pulled", items[with_secret]
