@@ -32,9 +32,16 @@ def test_new_namespace_gets_default_service_account(audit, kube_fixture_client, 
 
     assert {"verb": "create", "resource": "namespaces", "namespace": namespace, "name": namespace,
             "code": 201} in audit.writes(mark, user="fixture")
-    # The controller-manager has its own identity, so its writes are told apart.
-    created = audit.count_by("resource", mark, user="system:kube-controller-manager", verbs={"create"},
-                             namespace_prefix=namespace)
+    # The controller-manager has its own identity, so its writes are told apart. Its request
+    # is logged after its response is sent, so the SA can be readable a moment before the
+    # event is in the log.
+    deadline = time.monotonic() + SA_TIMEOUT
+    while True:
+        created = audit.count_by("resource", mark, user="system:kube-controller-manager", verbs={"create"},
+                                 namespace_prefix=namespace)
+        if created["serviceaccounts"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert created["serviceaccounts"] == 1
     assert not audit.count(mark, user="admin")
 
