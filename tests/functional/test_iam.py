@@ -357,9 +357,16 @@ def test_duplicate_service_id_names_fail_with_their_ids_and_id_chooses(plays, st
     identity = IamIdentityV1(authenticator=IAMAuthenticator(canary, url=standin.url))
     identity.set_service_url(standin.url)
     ids = [identity.create_service_id(account_id=ACCOUNT, name="twin").get_result()["id"] for _index in range(2)]
+    for sid in ids:
+        standin.backdate_service_id(sid, days=7)
+    mark = standin.mark()
     result = plays.run([{"name": "sid", "ibmcloud.registry.iam_service_id": {"name": "twin", "description": "d"}}])
     assert result.rc != 0
     assert all(sid in result["sid"]["msg"] for sid in ids) and "choose one by its ID" in result["sid"]["msg"]
+    # Made long ago, they are no concurrent create to wait for: one listing, then the error.
+    listings = [r for r in standin.requests()
+                if r["seq"] > mark and r["method"] == "GET" and r["path"] == "/v1/serviceids/"]
+    assert len(listings) == 1, listings
     chosen = plays.run([{"name": "sid", "ibmcloud.registry.iam_service_id": {
         "name": "twin", "id": ids[1], "description": "d"}}], diff=True)
     assert chosen.rc == 0

@@ -283,6 +283,12 @@ class IamStandIn(BackgroundServer):
                                                "account_id": account_id}, "IBMid-someone-else")
             return record["id"], record["_value"]
 
+    def backdate_service_id(self, sid, days):
+        """Make a service ID look created ``days`` ago, as one made by hand long before."""
+        with self.state.lock:
+            when = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days)
+            self.state.service_ids[sid]["created_at"] = when.strftime("%Y-%m-%dT%H:%M+0000")
+
     def create_policy_directly(self, body, account_id=DEFAULT_ACCOUNT):
         with self.state.lock:
             caller = {"account_id": account_id, "iam_id": "IBMid-someone-else"}

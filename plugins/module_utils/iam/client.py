@@ -18,6 +18,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
 import logging
 import re
 import time
@@ -45,8 +46,10 @@ except ImportError as exc:  # pragma: no cover - reported by require_ibm_sdk()
 from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.plan import (
     PlanError,
     account_id_error,
+    first_created,
     is_service_id_id,
     pick_service_id,
+    recent_duplicates,
 )
 
 PUBLIC_IAM_URL = "https://iam.cloud.ibm.com"
@@ -56,6 +59,8 @@ RETRYABLE_STATUS = frozenset([429, 500, 502, 503, 504])
 MAX_RETRY_AFTER = 60.0
 PAGE_SIZE = 100
 MAX_PAGES = 1000
+# Re-reads, a second apart, while two service IDs of one name are a concurrent create.
+SETTLE_ATTEMPTS = 15
 
 
 def iam_argument_spec():
@@ -335,7 +340,37 @@ class IamClient:
                 if exc.status == 404:
                     return None
                 raise
-        return pick_service_id(self.list_service_ids(account_id, name=ref), ref, account_id)
+        # Duplicates that two runs just created settle within seconds (create_service_id).
+        for attempt in range(SETTLE_ATTEMPTS):
+            records = self.list_service_ids(account_id, name=ref)
+            now = datetime.datetime.now(datetime.timezone.utc)
+            if attempt == SETTLE_ATTEMPTS - 1 or not recent_duplicates(records, ref, now):
+                return pick_service_id(records, ref, account_id)
+            self._sleep(1)
+        return None  # pragma: no cover
+
+    def create_service_id(self, account_id, name, description=None):
+        """Create a service ID called ``name``; if another run created one at the same time,
+        keep the one both runs agree on (plan.first_created) and delete this run's.
+
+        Returns (record, deleted ID or None)."""
+        body = dict(account_id=account_id, name=name)
+        if description is not None:
+            body["description"] = description
+        return self.keep_first_created(account_id, name, self.result("create_service_id", **body))
+
+    def keep_first_created(self, account_id, name, created):
+        """After creating ``created``: (record to use, this run's deleted ID or None)."""
+        records = self.list_service_ids(account_id, name=name)
+        if [r["id"] for r in records if r.get("name") == name] == [created["id"]]:
+            # A second look a moment later catches a run whose create landed after our look.
+            self._sleep(1)
+            records = self.list_service_ids(account_id, name=name)
+        kept = first_created(records, name) or created
+        if kept["id"] == created["id"]:
+            return created, None
+        self.call("delete_service_id", id=created["id"])
+        return self.result("get_service_id", id=kept["id"]), created["id"]
 
     def verify_api_key(self, value):
         """Log in with an API key the way a registry's token service does: exchange it for

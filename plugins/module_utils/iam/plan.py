@@ -118,6 +118,38 @@ def pick_service_id(records, name, account_id=None):
     return matches[0] if matches else None
 
 
+# Two runs that both found no service ID create one each. The run whose ID is not the
+# first in this order deletes its own, and readers wait this long for that to happen.
+CONCURRENT_CREATE_WINDOW = 120
+
+
+def first_created(records, name):
+    """The service ID called ``name`` that every concurrent run keeps: the oldest by
+    ``created_at`` (IAM gives minutes), then by ID, so that all runs agree; or None."""
+    matches = [r for r in records if r.get("name") == name]
+    return min(matches, key=lambda r: (r.get("created_at") or "", r["id"])) if matches else None
+
+
+def _identity_timestamp(value):
+    for pattern in ("%Y-%m-%dT%H:%M%z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"):
+        try:
+            return datetime.datetime.strptime(str(value).replace("Z", "+0000"), pattern)
+        except ValueError:
+            continue
+    return None
+
+
+def recent_duplicates(records, name, now):
+    """True when several service IDs are called ``name`` and all were created in the last
+    CONCURRENT_CREATE_WINDOW seconds before ``now`` (an aware datetime): a concurrent
+    create that the other run is about to undo, rather than a duplicate a person made."""
+    matches = [r for r in records if r.get("name") == name]
+    if len(matches) < 2:
+        return False
+    created = [_identity_timestamp(r.get("created_at")) for r in matches]
+    return all(c is not None and (now - c).total_seconds() <= CONCURRENT_CREATE_WINDOW for c in created)
+
+
 def service_id_changes(existing, name=None, description=None):
     """{field: new value} for what differs; None values are not managed."""
     changes = {}

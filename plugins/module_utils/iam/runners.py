@@ -58,6 +58,14 @@ def _service_id_diff(record):
     return {"name": record.get("name"), "description": record.get("description") or ""}
 
 
+def _reconcile_service_id(iam, existing, params, check_mode):
+    """(action, record) for an existing service ID: unchanged, or updated to the options."""
+    changes = service_id_changes(existing, name=params["name"], description=params.get("description"))
+    if not changes:
+        return "unchanged", existing
+    return "updated", dict(existing, **changes) if check_mode else _update_service_id(iam, existing, changes)
+
+
 def _update_service_id(iam, record, changes):
     """PUT with If-Match; on a stale entity tag re-read and try again (bounded)."""
     for attempt in range(CONFLICT_RETRIES):
@@ -109,22 +117,19 @@ def run_iam_service_id(module):
                 module.fail_json(msg="service ID %s does not exist in account %s; IAM chooses the ID of a "
                                  "new service ID, so omit id to create one named %r"
                                  % (params["id"], account, params["name"]))
-            body = dict(account_id=account, name=params["name"])
-            if params.get("description") is not None:
-                body["description"] = params["description"]
-            record = None if module.check_mode else iam.result("create_service_id", **body)
-            if record is None:
-                record = dict(body, id=None, iam_id=None, crn=None)
             action = "created"
+            if module.check_mode:
+                record = dict(account_id=account, name=params["name"], description=params.get("description"),
+                              id=None, iam_id=None, crn=None)
+            else:
+                record, deleted = iam.create_service_id(account, params["name"], params.get("description"))
+                if deleted:
+                    module.warn("another run created service ID %s named %r at the same time; this run "
+                                "deleted its own, %s, and uses that one" % (record["id"], params["name"], deleted))
+                    action, record = _reconcile_service_id(iam, record, params, module.check_mode)
             after = _service_id_diff(record)
         else:
-            changes = service_id_changes(existing, name=params["name"], description=params.get("description"))
-            record = existing
-            action = "unchanged"
-            if changes:
-                action = "updated"
-                record = dict(existing, **changes) if module.check_mode else \
-                    _update_service_id(iam, existing, changes)
+            action, record = _reconcile_service_id(iam, existing, params, module.check_mode)
             after = _service_id_diff(record)
     except IamError as exc:
         _fail(module, exc)

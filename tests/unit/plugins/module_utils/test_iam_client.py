@@ -135,11 +135,27 @@ def test_paging_reads_every_page_and_duplicates_are_an_error(standin, canary, sl
         client.find_service_id(ACCOUNT, "same")
     for sid in ids:
         assert sid in str(err.value)
+    # Just created, they could be a concurrent create settling: read again, then give up.
+    assert sleeps == [1] * (iam.SETTLE_ATTEMPTS - 1)
     # By ID, one of them is fine.
     assert client.find_service_id(ACCOUNT, ids[3])["id"] == ids[3]
     assert client.find_service_id(ACCOUNT, "ServiceId-00000000-0000-0000-0000-000000000000") is None
     pages = [r for r in standin.requests() if r["path"] == "/v1/serviceids/" and r["method"] == "GET"]
     assert any("pagetoken" in r["query"] for r in pages)
+
+
+def test_concurrent_creates_of_one_name_leave_one_service_id(standin, client, sleeps):
+    alone, deleted = client.create_service_id(ACCOUNT, "concurrent", "first")
+    assert deleted is None and sleeps == [1]  # alone: one second look
+    # Two runs both found none and both create; each then keeps the one both agree on.
+    first_run = client.result("create_service_id", account_id=ACCOUNT, name="twice")
+    second_kept, second_deleted = client.create_service_id(ACCOUNT, "twice")
+    first_kept, first_deleted = client.keep_first_created(ACCOUNT, "twice", first_run)
+    remaining = [r["id"] for r in client.list_service_ids(ACCOUNT, name="twice")]
+    assert remaining == [first_kept["id"]] == [second_kept["id"]]
+    assert [d for d in (first_deleted, second_deleted) if d] != [] and remaining[0] not in (first_deleted,
+                                                                                           second_deleted)
+    assert client.find_service_id(ACCOUNT, "concurrent")["id"] == alone["id"]
 
 
 def test_policy_and_api_key_paging(standin, canary):

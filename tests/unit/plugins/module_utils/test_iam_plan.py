@@ -68,6 +68,28 @@ def test_pick_service_id_by_name_and_duplicates_list_their_ids():
     assert "ServiceId-a, ServiceId-b" in str(err.value) and ACCOUNT in str(err.value)
 
 
+def test_first_created_is_the_same_for_every_run_whatever_the_order():
+    records = [{"id": "ServiceId-b", "name": "x", "created_at": "2026-11-27T08:00+0000"},
+               {"id": "ServiceId-a", "name": "x", "created_at": "2026-11-27T08:01+0000"},
+               {"id": "ServiceId-0", "name": "x", "created_at": "2026-11-27T08:00+0000"},
+               {"id": "ServiceId-1", "name": "y", "created_at": "2026-11-27T07:00+0000"}]
+    assert ip.first_created(records, "x")["id"] == "ServiceId-0"
+    assert ip.first_created(list(reversed(records)), "x")["id"] == "ServiceId-0"
+    assert ip.first_created(records, "z") is None
+
+
+def test_recent_duplicates_are_a_concurrent_create_and_old_ones_are_not():
+    now = datetime.datetime(2026, 11, 27, 8, 1, 30, tzinfo=datetime.timezone.utc)
+    fresh = [{"id": "ServiceId-a", "name": "x", "created_at": "2026-11-27T08:00+0000"},
+             {"id": "ServiceId-b", "name": "x", "created_at": "2026-11-27T08:01+0000"}]
+    assert ip.recent_duplicates(fresh, "x", now)
+    assert not ip.recent_duplicates(fresh[:1], "x", now)
+    assert not ip.recent_duplicates(fresh, "x", now + datetime.timedelta(minutes=5))
+    old = [dict(fresh[0], created_at="2026-11-20T08:00+0000"), fresh[1]]
+    assert not ip.recent_duplicates(old, "x", now)
+    assert not ip.recent_duplicates([dict(fresh[0], created_at="yesterday"), fresh[1]], "x", now)
+
+
 def test_service_id_changes_only_for_managed_fields():
     record = {"name": "a", "description": "old"}
     assert ip.service_id_changes(record, name="a", description=None) == {}
