@@ -29,12 +29,14 @@ def cluster() -> localcluster.ClusterInfo:
     return localcluster.ensure_running(node=True)
 
 
-@pytest.fixture(scope="session")
+# audit and kube_fixture_client are per test file, so that a file that brings its own
+# `cluster` (test_openshift.py) gets them for that cluster without redefining them.
+@pytest.fixture(scope="module")
 def audit(cluster) -> audit_log.AuditLog:
     return audit_log.AuditLog(cluster.audit_log)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def kube_fixture_client(cluster):
     """A kubernetes ApiClient as `fixture`: setup and teardown not counted as the client's requests."""
     from kubernetes import config  # pylint: disable=import-outside-toplevel  # unit tests need no client

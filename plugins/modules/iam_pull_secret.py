@@ -265,6 +265,7 @@ service_accounts:
   elements: dict
 """
 
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import run_module
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.runners import pull_secret_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.client import iam_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.pull_secret_runner import (
@@ -276,7 +277,6 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting i
 
 
 def argument_spec():
-    """The options documented above: shared groups (each with its doc fragment), then this module's own."""
     return kube_argument_spec().merge(target_argument_spec()).merge(iam_argument_spec()).merge(pull_secret_argument_spec()).add(
         service_id=dict(type="str", required=True),
         api_key_name=dict(type="str"),
@@ -290,7 +290,7 @@ def argument_spec():
 
 
 def main():
-    run_iam_pull_secret(argument_spec().create_ansible_module(supports_check_mode=True))
+    run_module(argument_spec, run_iam_pull_secret)
 
 
 if __name__ == "__main__":

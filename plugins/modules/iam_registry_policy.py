@@ -165,12 +165,12 @@ account_id:
   type: str
 """
 
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import run_module
 from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.client import iam_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.runners import run_iam_registry_policy
 
 
 def argument_spec():
-    """The options documented above: shared groups (each with its doc fragment), then this module's own."""
     return iam_argument_spec().add(
         service_id=dict(type="str", required=True),
         roles=dict(type="list", elements="str", default=["Reader"]),
@@ -183,7 +183,7 @@ def argument_spec():
 
 
 def main():
-    run_iam_registry_policy(argument_spec().create_ansible_module(supports_check_mode=True))
+    run_module(argument_spec, run_iam_registry_policy)
 
 
 if __name__ == "__main__":

@@ -122,12 +122,12 @@ api_keys:
   sample: [{id: ApiKey-2b9d..., name: mycluster-payments-key, created_at: "2026-01-02T03:04+0000", managed: true, action: deleted}]
 """
 
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import run_module
 from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.client import iam_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.runners import run_iam_service_id
 
 
 def argument_spec():
-    """The options documented above: shared groups (each with its doc fragment), then this module's own."""
     return iam_argument_spec().add(
         name=dict(type="str", required=True),
         id=dict(type="str"),
@@ -137,7 +137,7 @@ def argument_spec():
 
 
 def main():
-    run_iam_service_id(argument_spec().create_ansible_module(supports_check_mode=True))
+    run_module(argument_spec, run_iam_service_id)
 
 
 if __name__ == "__main__":

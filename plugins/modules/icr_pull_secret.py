@@ -225,6 +225,7 @@ service_accounts:
   sample: [{namespace: dev, name: default, action: updated, added: [all-icr-io], removed: []}]
 """
 
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import run_module
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import kube_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.runners import (
     DEFAULT_COPY_SOURCE,
@@ -235,7 +236,6 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting i
 
 
 def argument_spec():
-    """The options documented above: shared groups (each with its doc fragment), then this module's own."""
     return kube_argument_spec().merge(target_argument_spec()).merge(pull_secret_argument_spec()).add(
         name=dict(type="str"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
@@ -256,7 +256,7 @@ def argument_spec():
 
 
 def main():
-    run_icr_pull_secret(argument_spec().create_ansible_module(supports_check_mode=True))
+    run_module(argument_spec, run_icr_pull_secret)
 
 
 if __name__ == "__main__":

@@ -89,9 +89,6 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ibmcloud.registry.kube
 attributes:
-  check_mode:
-    support: full
-    description: Reads only; reports the same changes a real run would make.
   diff_mode:
     support: full
     description: Shows secret names on the BuildConfigs and the service account lists.
@@ -186,13 +183,13 @@ flavour:
   type: str
 """
 
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import run_module
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import kube_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift.runners import run_ocp_build_secret
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.service_accounts import LINK_FIELDS
 
 
 def argument_spec():
-    """The options documented above: shared groups (each with its doc fragment), then this module's own."""
     return kube_argument_spec().add(
         namespace=dict(type="str", required=True),
         push_secret=dict(type="str", no_log=False),
@@ -208,7 +205,7 @@ def argument_spec():
 
 
 def main():
-    run_ocp_build_secret(argument_spec().create_ansible_module(supports_check_mode=True))
+    run_module(argument_spec, run_ocp_build_secret)
 
 
 if __name__ == "__main__":

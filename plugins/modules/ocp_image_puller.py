@@ -61,9 +61,6 @@ extends_documentation_fragment:
   - ibmcloud.registry.kube
   - ibmcloud.registry.targeting
 attributes:
-  check_mode:
-    support: full
-    description: Reads only; reports the same changes a real run would make.
   diff_mode:
     support: full
     description: Shows the role and subjects of every binding that changes (no secret is involved).
@@ -140,13 +137,13 @@ flavour:
   type: str
 """
 
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import run_module
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import kube_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import target_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift.runners import run_ocp_image_puller
 
 
 def argument_spec():
-    """The options documented above: shared groups (each with its doc fragment), then this module's own."""
     return kube_argument_spec().merge(target_argument_spec()).add(
         image_namespaces=dict(type="list", elements="str", required=True),
         service_accounts=dict(type="list", elements="str", default=[]),
@@ -156,7 +153,7 @@ def argument_spec():
 
 
 def main():
-    run_ocp_image_puller(argument_spec().create_ansible_module(supports_check_mode=True))
+    run_module(argument_spec, run_ocp_image_puller)
 
 
 if __name__ == "__main__":

@@ -120,9 +120,6 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ibmcloud.registry.kube
 attributes:
-  check_mode:
-    support: full
-    description: Reads only; reports the same changes a real run would make.
   diff_mode:
     support: full
     description: Shows each changed tag's source, reference policy and schedule.
@@ -213,13 +210,13 @@ flavour:
   type: str
 """
 
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import run_module
 from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift import plan as ocp
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import kube_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift.runners import run_ocp_image_stream_tag
 
 
 def argument_spec():
-    """The options documented above: shared groups (each with its doc fragment), then this module's own."""
     return kube_argument_spec().add(
         namespace=dict(type="str"),
         images=dict(type="list", elements="dict", required=True, options=dict(
@@ -242,7 +239,7 @@ def argument_spec():
 
 
 def main():
-    run_ocp_image_stream_tag(argument_spec().create_ansible_module(supports_check_mode=True))
+    run_module(argument_spec, run_ocp_image_stream_tag)
 
 
 if __name__ == "__main__":

@@ -113,9 +113,6 @@ extends_documentation_fragment:
   - ibmcloud.registry.kube
   - ibmcloud.registry.targeting
 attributes:
-  check_mode:
-    support: full
-    description: Reads only; reports the same changes a real run would make.
   diff_mode:
     support: full
     description: Shows server and username per project; the token is redacted.
@@ -220,13 +217,13 @@ flavour:
   type: str
 """
 
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import run_module
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import kube_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift.runners import run_ocp_internal_pull_secret
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import target_argument_spec
 
 
 def argument_spec():
-    """The options documented above: shared groups (each with its doc fragment), then this module's own."""
     return kube_argument_spec().merge(target_argument_spec()).add(
         mutually_exclusive=[("registry_host", "route_name"), ("registry_host", "route_namespace")],
         name=dict(type="str", default="internal-registry"),
@@ -246,7 +243,7 @@ def argument_spec():
 
 
 def main():
-    run_ocp_internal_pull_secret(argument_spec().create_ansible_module(supports_check_mode=True))
+    run_module(argument_spec, run_ocp_internal_pull_secret)
 
 
 if __name__ == "__main__":

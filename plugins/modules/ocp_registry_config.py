@@ -204,13 +204,13 @@ flavour:
   type: str
 """
 
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import run_module
 from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift import plan as ocp
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import kube_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift.runners import run_ocp_registry_config
 
 
 def argument_spec():
-    """The options documented above: shared groups (each with its doc fragment), then this module's own."""
     return kube_argument_spec().add(
         storage=dict(type="str", choices=["emptyDir", "pvc"]),
         allow_non_persistent_storage=dict(type="bool", default=False),
@@ -221,7 +221,7 @@ def argument_spec():
 
 
 def main():
-    run_ocp_registry_config(argument_spec().create_ansible_module(supports_check_mode=True))
+    run_module(argument_spec, run_ocp_registry_config)
 
 
 if __name__ == "__main__":

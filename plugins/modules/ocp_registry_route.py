@@ -216,12 +216,12 @@ flavour:
   sample: openshift4
 """
 
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import run_module
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import kube_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift.runners import run_ocp_registry_route
 
 
 def argument_spec():
-    """The options documented above: shared groups (each with its doc fragment), then this module's own."""
     return kube_argument_spec().add(
         name=dict(type="str"),
         namespace=dict(type="str"),
@@ -243,7 +243,7 @@ def argument_spec():
 
 
 def main():
-    run_ocp_registry_route(argument_spec().create_ansible_module(supports_check_mode=True))
+    run_module(argument_spec, run_ocp_registry_route)
 
 
 if __name__ == "__main__":

@@ -187,13 +187,13 @@ run_id:
   type: str
 """
 
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import run_module
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import kube_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import target_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.probe.runners import run_registry_pull_probe
 
 
 def argument_spec():
-    """The options documented above: shared groups (each with its doc fragment), then this module's own."""
     return kube_argument_spec().merge(target_argument_spec()).add(
         image=dict(type="str", required=True),
         service_account=dict(type="str", default="default"),
@@ -205,7 +205,7 @@ def argument_spec():
 
 
 def main():
-    run_registry_pull_probe(argument_spec().create_ansible_module(supports_check_mode=True))
+    run_module(argument_spec, run_registry_pull_probe)
 
 
 if __name__ == "__main__":

@@ -150,6 +150,7 @@ missing_secrets:
   sample: {dev: [entitled-cp-icr-io]}
 """
 
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import run_module
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import kube_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.runners import run_sa_pull_secret
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.service_accounts import LINK_FIELDS
@@ -157,7 +158,6 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting i
 
 
 def argument_spec():
-    """The options documented above: shared groups (each with its doc fragment), then this module's own."""
     return kube_argument_spec().merge(target_argument_spec()).add(
         service_accounts=dict(type="list", elements="str", default=["default"], aliases=["service_account"]),
         service_account_timeout=dict(type="int", default=30),
@@ -171,7 +171,7 @@ def argument_spec():
 
 
 def main():
-    run_sa_pull_secret(argument_spec().create_ansible_module(supports_check_mode=True))
+    run_module(argument_spec, run_sa_pull_secret)
 
 
 if __name__ == "__main__":

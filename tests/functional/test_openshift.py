@@ -69,20 +69,6 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def audit(cluster):
-    return audit_log.AuditLog(cluster.audit_log)
-
-
-@pytest.fixture(scope="module")
-def kube_fixture_client(cluster):
-    from kubernetes import config  # pylint: disable=import-outside-toplevel
-
-    api_client = config.new_client_from_config(config_file=cluster.fixture_kubeconfig)
-    yield api_client
-    api_client.close()
-
-
-@pytest.fixture(scope="module")
 def openshift(cluster, kube_fixture_client):
     """The OpenShift 4 stand-in objects, openshift-apiserver's write semantics and a running router stand-in."""
     flavour.install(cluster.fixture_kubeconfig, kube_fixture_client)

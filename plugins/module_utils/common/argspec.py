@@ -7,7 +7,8 @@ Each shared option group is one factory paired with one doc fragment and carries
 constraints: ``kube.kube_argument_spec`` (fragments kubernetes.core.k8s_auth_options and
 ibmcloud.registry.kube), ``targeting.target_argument_spec`` (ibmcloud.registry.targeting),
 ``iam.iam_argument_spec`` (ibmcloud.registry.ibmcloud_auth). A module's ``argument_spec()``,
-beside its DOCUMENTATION, merges the groups it documents and adds its own options.
+beside its DOCUMENTATION, merges the groups it documents and adds its own options; its
+``main()`` hands that function and its one runner to ``run_module``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -39,3 +40,11 @@ class ArgumentSpec(object):
     def create_ansible_module(self, **kwargs):
         return AnsibleModule(argument_spec=self.argument_spec,
                              mutually_exclusive=self.mutually_exclusive or None, **kwargs)
+
+
+def run_module(argument_spec, runner):
+    """What a module's main() does: an AnsibleModule from the module's own argument spec, then its runner.
+
+    Every module of the collection supports check mode.
+    """
+    runner(argument_spec().create_ansible_module(supports_check_mode=True))
