@@ -20,10 +20,11 @@ def item(namespace, name, action, error=None, **extra):
     return result
 
 
-def count(items):
-    counts = dict((action, 0) for action in ACTIONS)
+def count(items, key="action", values=ACTIONS):
+    """{value: how many items have it} for every one of ``values`` (0 included)."""
+    counts = dict((value, 0) for value in values)
     for entry in items:
-        counts[entry["action"]] += 1
+        counts[entry[key]] += 1
     return counts
 
 

@@ -271,13 +271,6 @@ def is_leftover(pod, now):
         return True
 
 
-def count(items):
-    counts = dict((outcome, 0) for outcome in OUTCOMES)
-    for entry in items:
-        counts[entry["outcome"]] += 1
-    return counts
-
-
 def failure_message(image, items, fail_on_pull_error=True):
     """Why the task fails, or None: probe errors always, pull failures when asked."""
     bad = [entry for entry in items if entry["outcome"] in PROBE_ERRORS

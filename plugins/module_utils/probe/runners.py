@@ -13,6 +13,7 @@ import os
 import threading
 import time
 
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import (
     KubeError,
     describe_target,
@@ -228,7 +229,7 @@ def run_registry_pull_probe(module):
                       message="check mode: would run a pod as service account %s pulling %s"
                               % (params["service_account"], params["image"]))
                  for namespace in namespaces]
-        module.exit_json(changed=bool(leftovers), results=items, counts=plan.count(items),
+        module.exit_json(changed=bool(leftovers), results=items, counts=results.count(items, "outcome", plan.OUTCOMES),
                          leftovers=leftovers, leftovers_deleted=[])
 
     deleted = []
@@ -244,7 +245,7 @@ def run_registry_pull_probe(module):
     run_id = binascii.hexlify(os.urandom(4)).decode()
     prober = Prober(client, params, run_id)
     items = map_bounded(prober.probe, namespaces, params["parallelism"])
-    result = dict(changed=bool(deleted), results=items, counts=plan.count(items),
+    result = dict(changed=bool(deleted), results=items, counts=results.count(items, "outcome", plan.OUTCOMES),
                   leftovers=leftovers, leftovers_deleted=deleted, run_id=run_id)
     message = plan.failure_message(params["image"], items, params["fail_on_pull_error"])
     if message:

@@ -11,6 +11,7 @@ __metaclass__ = type
 
 import pytest
 
+from ansible_collections.ibmcloud.registry.plugins.module_utils.common import results
 from ansible_collections.ibmcloud.registry.plugins.module_utils.probe import plan
 
 IMAGE = "registry.ibmreg.test:50173/ibmreg/busybox:1"
@@ -209,7 +210,7 @@ def test_counts_and_failure_message():
     items = [{"namespace": "a", "outcome": plan.PULLED, "message": "ok"},
              {"namespace": "b", "outcome": plan.UNAUTHORIZED, "message": "401"},
              {"namespace": "c", "outcome": plan.REFUSED, "message": "namespace c: PSA"}]
-    counts = plan.count(items)
+    counts = results.count(items, "outcome", plan.OUTCOMES)
     assert counts[plan.PULLED] == 1 and counts[plan.UNAUTHORIZED] == 1 and counts[plan.REFUSED] == 1
     assert set(counts) == set(plan.OUTCOMES)
     assert plan.failure_message(IMAGE, items) == (
