@@ -10,6 +10,7 @@ as `fixture`, so they are never counted.
 
 from __future__ import annotations
 
+import base64
 import collections
 import dataclasses
 import datetime
@@ -210,6 +211,17 @@ class Bench:
         with ThreadPoolExecutor(SETUP_THREADS) as pool:
             list(pool.map(self.core.delete_namespace, names))
         self._sets = []
+
+    def add_same_name_secrets(self, ns_set: NamespaceSet) -> None:
+        """The benchmark's pull secret, as the module writes it, in every namespace of the set
+        (the crowd next to a small target set; not timed)."""
+        body = {"metadata": {"name": SECRET_NAME, "labels": {"app.kubernetes.io/managed-by": "ibmcloud.registry"}},
+                "type": "kubernetes.io/dockerconfigjson",
+                "data": {".dockerconfigjson": base64.b64encode(self.dockerconfig_json.encode()).decode()}}
+        started = time.monotonic()
+        with ThreadPoolExecutor(SETUP_THREADS) as pool:
+            list(pool.map(lambda ns: self.core.create_namespaced_secret(ns, body), ns_set.names))
+        self.log(f"  {len(ns_set.names)} same-name secrets in {ns_set.prefix}* ({time.monotonic() - started:.1f}s)")
 
     def drop_secrets(self, ns_set: NamespaceSet, fraction: float = 0.1) -> list:
         """Delete the pull secret in every 1/fraction-th namespace, as `fixture`."""

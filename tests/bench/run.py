@@ -4,6 +4,8 @@ raw kubernetes client), on the local control plane. Issue 8; see docs/performanc
 
     python tests/bench/run.py [--sizes 100,1000] [--loop-sizes 100] [--memory-size 5000]
                               [--repeat 3] [--out docs/performance.md] [--keep-cluster]
+    python tests/bench/run.py --memory-only --memory-sizes 5000,20000 --crowded 5000
+                              # peak memory rows only (issue 16), with verdicts; no document
     python tests/bench/run.py --render-from .tmp/bench/results.json   # rewrite the doc only
 
 Uses its own local cluster (default <repo>/.cluster-bench, restarted empty for every
@@ -31,6 +33,9 @@ import harness  # noqa: E402
 import paths  # noqa: E402
 import report  # noqa: E402
 
+# The target set of the crowded row: a namespace selector that matches 20 namespaces.
+CROWDED_TARGETS = 20
+
 
 def ours_runs(bench: harness.Bench, size: int) -> list:
     """check mode, first run, no-op rerun, and a rerun after 10% lost their secret."""
@@ -53,6 +58,23 @@ def memory_runs(bench: harness.Bench, size: int) -> list:
             paths.ours(bench, ns_set, "no-op rerun", expect_changed=0)]
 
 
+def crowded_runs(bench: harness.Bench, crowd: int, size: int = CROWDED_TARGETS) -> list:
+    """A selector run over `size` namespaces, alone in the cluster and then next to `crowd`
+    other namespaces that hold a secret of the same name: reads must cost what the target
+    set costs, not what the cluster holds (issue 16)."""
+    results = []
+    for label, others in (("empty cluster", 0), (f"{crowd} other namespaces hold the secret", crowd)):
+        bench.reset()
+        if others:
+            bench.add_same_name_secrets(bench.fresh_set("crowd", others))
+        ns_set = bench.fresh_set("crowded", size)
+        for run, changed in (("first run", 1), ("no-op rerun", 0)):
+            measured = paths.ours(bench, ns_set, f"{run}, {label}", expect_changed=changed)
+            measured.extra["crowd"] = others
+            results.append(measured)
+    return results
+
+
 def on_fresh_set(bench: harness.Bench, key: str, size: int, path) -> harness.Measurement:
     bench.reset()
     return path(bench, bench.fresh_set(key, size))
@@ -73,6 +95,14 @@ def parse_args(argv: list | None) -> argparse.Namespace:
                         help="N for the kubernetes.core and kubectl loops, about 1 s per namespace (default 100)")
     parser.add_argument("--memory-size", type=int, default=5000,
                         help="N for the peak-memory runs of our path; 0 skips them (default 5000)")
+    parser.add_argument("--memory-sizes", type=sizes, default=None,
+                        help="several N for the peak-memory runs (e.g. 5000,20000); replaces --memory-size")
+    parser.add_argument("--crowded", type=int, default=0, metavar="OTHERS",
+                        help=f"also measure a {CROWDED_TARGETS}-namespace selector run alone and next to OTHERS "
+                             "namespaces holding a secret of the same name (e.g. 5000; default 0: skip)")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="run only the memory rows (and --crowded): no timings, no start-up runs, --sizes and "
+                             "--loop-sizes ignored, the document not written; prints the verdicts and the table")
     parser.add_argument("--parallelism", type=int, default=8,
                         help="parallel writes for our module and the floor (default 8, the module's default)")
     parser.add_argument("--out", default=os.path.join("docs", "performance.md"),
@@ -99,6 +129,12 @@ def parse_args(argv: list | None) -> argparse.Namespace:
         parser.error("--repeat must be at least 1")
     if not 1 <= args.parallelism <= 64:
         parser.error("--parallelism must be between 1 and 64")
+    if args.memory_sizes is None:
+        args.memory_sizes = [args.memory_size] if args.memory_size else []
+    if args.crowded < 0:
+        parser.error("--crowded must be 0 or a positive number of namespaces")
+    if args.memory_only:
+        args.sizes, args.loop_sizes = [], []
     return args
 
 
@@ -119,6 +155,23 @@ def render_from(args: argparse.Namespace) -> int:
     return 0
 
 
+def report_memory_only(args: argparse.Namespace, results: list, overhead: float, seconds: float) -> int:
+    """--memory-only: verdicts and table on stdout, measurements as JSON; no document."""
+    json_path = args.json or os.path.join(args.workdir, "results.json")
+    with open(json_path, "w", encoding="utf-8") as handle:
+        json.dump({"seconds": seconds, "memwrap_overhead": overhead, "parallelism": args.parallelism,
+                   "targets": report.memory_targets(results),
+                   "results": [dataclasses.asdict(m) for m in results]}, handle, indent=2)
+    print(report.targets_table(report.memory_targets(results)))
+    print()
+    print(report.memory_table(results))
+    print(f"\nwrote {json_path}; {seconds / 60:.1f} minutes")
+    failed = [m for m in results if not m.ok]
+    for m in failed:
+        print(f"FAILED: {m.path} / {m.run} / N={m.size}: {m.problem}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def main(argv: list | None = None) -> int:
     args = parse_args(argv)
     if args.render_from:
@@ -133,8 +186,9 @@ def main(argv: list | None = None) -> int:
         env = report.environment(bench)
         overhead = bench.wrapper_overhead()
         bench.log(f"memwrap adds {overhead * 1000:.0f} ms per wrapped process")
-        paths.ansible_startup(bench)  # warms caches; not counted
-        results += [paths.ansible_startup(bench) for _round in range(max(3, args.repeat))]
+        if not args.memory_only:
+            paths.ansible_startup(bench)  # warms caches; not counted
+            results += [paths.ansible_startup(bench) for _round in range(max(3, args.repeat))]
         for size in args.sizes:
             for _round in range(args.repeat):
                 results += ours_runs(bench, size)
@@ -142,13 +196,17 @@ def main(argv: list | None = None) -> int:
         for size in args.loop_sizes:
             results.append(on_fresh_set(bench, "core", size, paths.kubernetes_core_loop))
             results.append(on_fresh_set(bench, "kubectl", size, paths.kubectl_loop))
-        if args.memory_size:
-            results += memory_runs(bench, args.memory_size)
+        for size in args.memory_sizes:
+            results += memory_runs(bench, size)
+        if args.crowded:
+            results += crowded_runs(bench, args.crowded)
     finally:
         bench.close(keep_cluster=args.keep_cluster)
     seconds, when = time.monotonic() - started, report.now()
     every_run, results = results, report.aggregate(results)
 
+    if args.memory_only:
+        return report_memory_only(args, results, overhead, seconds)
     command = " ".join(["python", os.path.relpath(os.path.abspath(__file__), harness.REPO)]
                        + [shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)])
     chart = report.write(args.out, results, every_run, env, command, seconds, args.parallelism, overhead,

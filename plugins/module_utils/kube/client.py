@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import collections
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +61,10 @@ RETRYABLE_STATUS = frozenset([429, 500, 502, 503, 504])
 # Objects per LIST page: one page for up to this many namespaces (a no-op run stays at
 # one request per resource type), bounded memory beyond.
 LIST_PAGE_SIZE = 2000
+# Calls waiting per thread of map_bounded: enough to keep every thread busy.
+QUEUED_PER_THREAD = 4
+# The smallest page of a LIST for a few namespaces' objects (see named_page_size).
+MIN_NAMED_PAGE = 250
 WRITE_VERBS = frozenset(["create", "update", "patch", "delete"])
 # Objects the collection creates carry this label; only they are deleted without force.
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -220,14 +225,21 @@ class KubeClient:
         """Every item of a LIST as JSON data, read in pages of ``page_size`` objects.
 
         ``keep`` (item -> value) is applied as each page arrives, so that only what the
-        caller needs stays in memory however many objects the cluster holds.
+        caller needs stays in memory however many objects the cluster holds; items it
+        maps to None are dropped. One page at a time is in memory: a page is released
+        before the next is requested.
         """
         items, token = [], None
         while True:
             page = dict(kwargs, limit=page_size, **({"_continue": token} if token else {}))
             body = self.call_json(what, func, **page)
-            items.extend(keep(item) if keep else item for item in body.get("items") or [])
             token = (body.get("metadata") or {}).get("continue")
+            if keep is None:
+                items.extend(body.get("items") or [])
+            else:
+                items.extend(kept for kept in (keep(item) for item in body.get("items") or [])
+                             if kept is not None)
+            del body, page
             if not token:
                 return items
 
@@ -284,11 +296,13 @@ def read_or_none(client, what, func, *args, **kwargs):
         raise
 
 
-# Per resource kind: the cluster-wide LIST and the namespaced GET of the typed client.
+# Per resource kind: the cluster-wide LIST and the namespaced GET of the typed client, and
+# the most objects per page: a pull secret carries a dockerconfig of up to 26 registries
+# (5 KB of base64), so a page of 2000 would be about 40 MiB in memory while it is parsed.
 _FINDERS = {
-    "Secret": ("list_secret_for_all_namespaces", "read_namespaced_secret"),
+    "Secret": ("list_secret_for_all_namespaces", "read_namespaced_secret", 1000),
     "ServiceAccount": ("list_service_account_for_all_namespaces",
-                       "read_namespaced_service_account"),
+                       "read_namespaced_service_account", LIST_PAGE_SIZE),
 }
 
 
@@ -298,29 +312,49 @@ def _slim(obj):
     return obj
 
 
-def find_named(client, kind, name, namespaces, parallelism=8):
-    """{namespace: object as a dict} for the objects of ``kind`` called ``name``.
+def named_page_size(wanted, largest=LIST_PAGE_SIZE):
+    """Objects per page of a cluster-wide LIST for ``wanted`` namespaces.
 
-    One cluster-wide LIST with a field selector serves any number of namespaces. When
-    RBAC forbids cluster-wide reads (namespaced Roles), fall back to one GET per
-    namespace, in bounded parallel. Namespaces without the object are absent from the
-    result.
+    About as many as the caller wants (at least MIN_NAMED_PAGE, at most ``largest``): a
+    page then holds the target set in one request, while the same-name objects of the
+    other namespaces of a crowded cluster pass a small page at a time instead of
+    thousands at once.
     """
-    list_method, read_method = _FINDERS[kind]
+    return max(MIN_NAMED_PAGE, min(largest, wanted))
+
+
+def find_named(client, kind, name, namespaces, parallelism=8, keep=_slim):
+    """{namespace: keep(object as a dict)} for the objects of ``kind`` called ``name``.
+
+    One cluster-wide LIST with a field selector serves any number of namespaces; each
+    page is filtered to the target namespaces and reduced with ``keep`` as it arrives,
+    so memory follows the target set, not what the cluster holds. When RBAC forbids
+    cluster-wide reads (namespaced Roles), fall back to one GET per namespace, in
+    bounded parallel. Namespaces without the object are absent from the result.
+    """
+    list_method, read_method, largest_page = _FINDERS[kind]
     wanted = set(namespaces)
     if len(wanted) > 1:
+        found = {}
+
+        def collect(obj):
+            namespace = obj["metadata"]["namespace"]
+            if namespace in wanted:
+                found[namespace] = keep(obj)
+
         try:
-            items = client.list_json(describe_target("list", kind), getattr(client.core, list_method),
-                                     keep=_slim, field_selector="metadata.name=%s" % name)
-            return dict((obj["metadata"]["namespace"], obj) for obj in items
-                        if obj["metadata"]["namespace"] in wanted)
+            client.list_json(describe_target("list", kind), getattr(client.core, list_method),
+                             page_size=named_page_size(len(wanted), largest_page), keep=collect,
+                             field_selector="metadata.name=%s" % name)
+            return found
         except KubeError as exc:
             if exc.status != 403:
                 raise
 
     def read(namespace):
-        return read_or_none(client, describe_target("get", kind, namespace, name),
-                            getattr(client.core, read_method), name, namespace)
+        obj = read_or_none(client, describe_target("get", kind, namespace, name),
+                           getattr(client.core, read_method), name, namespace)
+        return None if obj is None else keep(obj)
 
     found = {}
     for namespace, obj in zip(namespaces, map_bounded(read, namespaces, parallelism)):
@@ -330,9 +364,26 @@ def find_named(client, kind, name, namespaces, parallelism=8):
 
 
 def map_bounded(func, items, parallelism):
-    """func over items with at most ``parallelism`` threads; results in input order."""
+    """func over items with at most ``parallelism`` threads; results in input order.
+
+    At most a few calls per thread are queued at a time: thousands of namespaces do not
+    become thousands of pending futures at once. When a call raises, the queued ones that
+    have not started are cancelled and the exception propagates.
+    """
     items = list(items)
     if len(items) <= 1 or parallelism <= 1:
         return [func(item) for item in items]
+    results, queued = [], collections.deque()
     with ThreadPoolExecutor(max_workers=min(parallelism, len(items))) as pool:
-        return list(pool.map(func, items))
+        try:
+            for item in items:
+                if len(queued) >= QUEUED_PER_THREAD * parallelism:
+                    results.append(queued.popleft().result())
+                queued.append(pool.submit(func, item))
+            while queued:
+                results.append(queued.popleft().result())
+        except BaseException:
+            for future in queued:
+                future.cancel()
+            raise
+    return results

@@ -71,8 +71,22 @@ def _names(refs):
     return [ref.get("name") for ref in refs or []]
 
 
+def link_view(service_account):
+    """What linking needs of a ServiceAccount: its reference lists and resourceVersion.
+
+    Listed accounts are reduced to this as each page arrives; labels, annotations and
+    the rest of the metadata are not read again.
+    """
+    metadata = service_account.get("metadata") or {}
+    view = {"metadata": {"resourceVersion": metadata.get("resourceVersion")}}
+    for field in LINK_FIELDS.values():
+        if field in service_account:
+            view[field] = service_account[field]
+    return view
+
+
 def wait_for_service_accounts(client, sa_name, namespaces, timeout, parallelism, poll=1.0):
-    """{namespace: ServiceAccount dict}; waits up to ``timeout`` s for missing ones.
+    """{namespace: link_view of the ServiceAccount}; waits up to ``timeout`` s for missing ones.
 
     New namespaces get their ``default`` account from the controller-manager a moment
     after creation; each poll is one LIST for all namespaces still missing it.
@@ -81,7 +95,7 @@ def wait_for_service_accounts(client, sa_name, namespaces, timeout, parallelism,
     missing = list(namespaces)
     deadline = time.time() + timeout
     while True:
-        found.update(find_named(client, "ServiceAccount", sa_name, missing, parallelism))
+        found.update(find_named(client, "ServiceAccount", sa_name, missing, parallelism, keep=link_view))
         missing = [ns for ns in missing if ns not in found]
         if not missing or time.time() >= deadline:
             return found
@@ -120,11 +134,11 @@ def _link_one(client, namespace, sa_name, account, names, link_for, state, check
 
 
 def ensure_links(client, namespaces, service_accounts, names, link_for=("pull",), state="present",
-                 check_mode=False, wait_timeout=30, parallelism=8):
+                 check_mode=False, wait_timeout=30, parallelism=8, want_diff=True):
     """Link (or unlink) ``names`` on each service account in each namespace.
 
     Returns (items, diff). Items are per (namespace, service account) with ``added``
-    and ``removed`` secret names.
+    and ``removed`` secret names; diff is None unless want_diff.
     """
     items, before, after = [], {}, {}
     for sa_name in service_accounts:
@@ -139,11 +153,11 @@ def ensure_links(client, namespaces, service_accounts, names, link_for=("pull",)
                        wait_timeout)
         for item, account, changes in map_bounded(link, namespaces, parallelism):
             items.append(item)
-            if changes:
+            if changes and want_diff:
                 key = "%s/%s" % (item["namespace"], sa_name)
                 before[key] = dict((field, _names(account.get(field))) for field in changes)
                 after[key] = dict((field, _names(refs)) for field, refs in changes.items())
-    return items, {"before": before, "after": after}
+    return items, ({"before": before, "after": after} if want_diff else None)
 
 
 def _link_namespace(client, sa_name, accounts, names, link_for, state, check_mode, wait_timeout,
@@ -176,7 +190,7 @@ def missing_secrets(client, names, namespaces, parallelism=8):
     """{namespace: [secret names that do not exist there]} (one LIST per name)."""
     missing = {}
     for name in names:
-        present = find_named(client, "Secret", name, namespaces, parallelism)
+        present = find_named(client, "Secret", name, namespaces, parallelism, keep=lambda secret: True)
         for namespace in namespaces:
             if namespace not in present:
                 missing.setdefault(namespace, []).append(name)

@@ -5,7 +5,9 @@
 
 ``plan_pull_secrets`` compares what one LIST returned with the desired dockerconfig
 (semantically: decoded JSON, so key order and re-encoding are no change) and says
-per namespace what to do. ``apply_plan`` does only the writes the plan needs, in
+per namespace what to do. The LIST is read page by page and each secret reduced to
+``secret_summary`` as its page arrives: memory follows the number of namespaces, not
+the size of the secrets they hold. ``apply_plan`` does only the writes the plan needs, in
 bounded parallel. Check mode stops after the plan.
 """
 
@@ -40,13 +42,57 @@ def is_managed(secret):
     return labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
 
 
+_MANAGED_LABELS = {MANAGED_BY_LABEL: MANAGED_BY_VALUE}
+
+
+def secret_summary(secret, desired, keep_data=False):
+    """What plan_secret needs of an existing Secret, without its data when it can go.
+
+    Keeps the type, metadata.resourceVersion and our label. The data (a base64
+    document per namespace, often most of the object) is replaced with
+    ``matches_desired``: True when it decodes to ``desired``, False when it decodes to
+    another document. It is kept as it is when it does not decode (plan_secret's error
+    messages need it) or when ``keep_data`` is set and it differs (a diff shows it).
+    """
+    metadata = secret.get("metadata") or {}
+    secret_type = secret.get("type")
+    # The constants, not the parsed strings: one copy for thousands of namespaces.
+    summary = {"type": DOCKERCONFIGJSON_TYPE if secret_type == DOCKERCONFIGJSON_TYPE else secret_type,
+               "metadata": {"resourceVersion": metadata.get("resourceVersion"),
+                            "labels": _MANAGED_LABELS if is_managed(secret) else {}}}
+    try:
+        current = decode_secret(secret.get("type"), secret.get("data"), "Secret")
+    except DockerConfigError:
+        summary["data"] = secret.get("data")
+        return summary
+    if desired is not None and current == desired:
+        summary["matches_desired"] = True
+    elif keep_data:
+        summary["data"] = secret.get("data")
+    else:
+        summary["matches_desired"] = False
+    return summary
+
+
+def _current_config(existing, desired, where):
+    """The document ``existing`` holds: decoded, or taken from its summary.
+
+    A summary that only says "differs" gives None (its data was dropped: no diff).
+    Raises DockerConfigError when the data does not decode.
+    """
+    if "matches_desired" in existing:
+        return desired if existing["matches_desired"] else None
+    return decode_secret(existing.get("type"), existing.get("data"), where)
+
+
 def plan_secret(namespace, name, existing, desired, state="present", force=False):
     """What to do in one namespace: a dict with ``action`` and, for diffs, before/after.
 
     ``action`` is a word of the result vocabulary (common/results.py): created,
     updated, unchanged, deleted, absent, or failed (with ``error``) for objects this
     module must not or cannot change. A plan says what its apply will report.
-    ``existing`` is the Secret as a dict or None, ``desired`` the {"auths": ...} document.
+    ``existing`` is the Secret as a dict (or its secret_summary) or None, ``desired``
+    the {"auths": ...} document.
     """
     where = "Secret %s/%s" % (namespace, name)
     step = {"namespace": namespace, "name": name, "before": None, "after": None}
@@ -59,7 +105,7 @@ def plan_secret(namespace, name, existing, desired, state="present", force=False
                         "or choose another name" % (where, existing.get("type"), DOCKERCONFIGJSON_TYPE))
             return step
         try:
-            current = decode_secret(existing.get("type"), existing.get("data"), where)
+            current = _current_config(existing, desired, where)
         except DockerConfigError as exc:
             if state == "absent" and (force or is_managed(existing)):
                 current = {}
@@ -201,7 +247,7 @@ def plan_diff(plan):
 
 def ensure_pull_secrets(client, namespaces, name, desired, state="present", force=False,
                         check_mode=False, parallelism=8, labels=None, want_diff=True, existing=None):
-    """Read (one LIST), plan, and unless check_mode apply. Returns (items, diff).
+    """Read (one LIST, in pages), plan, and unless check_mode apply. Returns (items, diff).
 
     ``existing`` ({namespace: Secret}) is a read the caller already made; a secret that
     changed since then is re-read when its write meets the 409. Raises KubeError before
@@ -211,7 +257,8 @@ def ensure_pull_secrets(client, namespaces, name, desired, state="present", forc
     if problem:
         raise KubeError("Secret %s: %s" % (name, problem), status=413)
     if existing is None:
-        existing = find_named(client, "Secret", name, namespaces, parallelism)
+        existing = find_named(client, "Secret", name, namespaces, parallelism,
+                              keep=lambda secret: secret_summary(secret, desired, keep_data=want_diff))
     plan = plan_pull_secrets(existing, namespaces, name, desired, state, force)
     for step in plan:
         step["force"] = force

@@ -220,7 +220,7 @@ def ensure_secret_and_links(client, namespaces, name, desired, state, force, ser
         return secret_items, secret_diff, [], None
     ready = [item["namespace"] for item in secret_items if item["action"] != "failed"]
     link_items, link_diff = ensure_links(client, ready, service_accounts, [name], ("pull",), state,
-                                         check_mode, service_account_timeout, parallelism)
+                                         check_mode, service_account_timeout, parallelism, want_diff=want_diff)
     return secret_items, secret_diff, link_items, link_diff
 
 
@@ -240,10 +240,13 @@ def run_icr_pull_secret(module):
 
     client = get_kube_client(module)
     state = params["state"]
-    desired, logins, source = None, [], None
+    desired, logins, source, desired_fingerprint = None, [], None, None
     try:
         if state == "present":
             desired, logins, source = desired_config(params, client)
+            # scrypt takes 16 MiB for a moment: now, before the reads, so that it does not
+            # add to the peak memory of a run over thousands of namespaces.
+            desired_fingerprint = fingerprint(desired)
         skip = [params["copy_from"]["namespace"]] if params.get("copy_from") else []
         namespaces = resolve_namespaces(client, params, skip=skip)
         if params.get("copy_from") and name == params["copy_from"]["name"]:
@@ -267,7 +270,7 @@ def run_icr_pull_secret(module):
         module.fail_json(msg="%s; nothing was written" % exc)
     extra = dict(name=name)
     if desired is not None:
-        extra.update(servers=sorted(desired["auths"]), fingerprint=fingerprint(desired), source=source)
+        extra.update(servers=sorted(desired["auths"]), fingerprint=desired_fingerprint, source=source)
 
     sections = [("Secret %s" % name, secret_items)]
     if params["service_accounts"]:

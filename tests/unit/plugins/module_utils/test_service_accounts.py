@@ -50,13 +50,14 @@ def test_secret_then_links_only_where_the_secret_is_in_place(monkeypatch):
                     {"namespace": "c", "action": "unchanged"}]
     monkeypatch.setattr(sa, "ensure_pull_secrets", lambda *args, **kwargs: (secret_items, {"before": {}, "after": {}}))
 
-    def links(client, namespaces, service_accounts, names, link_for, state, check_mode, timeout, parallelism):
-        calls.append((namespaces, service_accounts, names, link_for, state))
+    def links(client, namespaces, service_accounts, names, link_for, state, check_mode, timeout, parallelism,
+              want_diff):
+        calls.append((namespaces, service_accounts, names, link_for, state, want_diff))
         return ["linked"], {"before": {}, "after": {}}
 
     monkeypatch.setattr(sa, "ensure_links", links)
     result = sa.ensure_secret_and_links(None, ["a", "b", "c"], "s", {}, "present", False, ["default"], 30)
     assert result[0] == secret_items and result[2] == ["linked"]
-    assert calls == [(["a", "c"], ["default"], ["s"], ("pull",), "present")]
+    assert calls == [(["a", "c"], ["default"], ["s"], ("pull",), "present", True)]
     assert sa.ensure_secret_and_links(None, ["a"], "s", {}, "present", False, [], 30)[2:] == ([], None)
     assert len(calls) == 1
