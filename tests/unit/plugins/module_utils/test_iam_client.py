@@ -153,8 +153,8 @@ def test_concurrent_creates_of_one_name_leave_one_service_id(standin, client, sl
     first_kept, first_deleted = client.keep_first_created(ACCOUNT, "twice", first_run)
     remaining = [r["id"] for r in client.list_service_ids(ACCOUNT, name="twice")]
     assert remaining == [first_kept["id"]] == [second_kept["id"]]
-    assert [d for d in (first_deleted, second_deleted) if d] != [] and remaining[0] not in (first_deleted,
-                                                                                           second_deleted)
+    deleted = [d for d in (first_deleted, second_deleted) if d]
+    assert len(deleted) == 1 and deleted[0] != remaining[0]
     assert client.find_service_id(ACCOUNT, "concurrent")["id"] == alone["id"]
 
 
