@@ -181,7 +181,18 @@ def _apply_policy_step(iam, step, account, iam_id, description):
         return "deleted", policy["id"]
     body = policy_body(account, iam_id, step["roles"], step["scope"], description)
     if step["action"] == "created":
-        return "created", iam.result("create_v2_policy", **body)["id"]
+        try:
+            return "created", iam.result("create_v2_policy", **body)["id"]
+        except IamError as exc:
+            # 409: a policy of this scope appeared since the read (another run at the same
+            # time); make that one right instead.
+            if exc.status != 409:
+                raise
+            same_scope = [p for p in iam.list_registry_policies(account, iam_id)
+                          if policy_scope(p, account) == step["scope"]]
+            if not same_scope:
+                raise
+            policy = same_scope[0]
     return _replace_policy(iam, policy["id"], body, step["scope"], step["roles"], account)
 
 

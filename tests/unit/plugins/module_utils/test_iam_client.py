@@ -292,3 +292,20 @@ def test_validate_iam_params_never_shows_the_key():
     assert iam.iam_base_url({"iam_endpoint": "private"}) == iam.PRIVATE_IAM_URL
     assert iam.iam_base_url({"iam_endpoint": "public"}) == iam.PUBLIC_IAM_URL
     assert iam.iam_base_url({"iam_url": "http://127.0.0.1:1/", "iam_endpoint": "private"}) == "http://127.0.0.1:1"
+
+
+def test_a_policy_another_run_created_meanwhile_is_made_right_not_an_error(client):
+    from ansible_collections.ibmcloud.registry.plugins.module_utils.iam import runners
+    from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.plan import plan_policies, policy_body
+
+    sid = client.result("create_service_id", account_id=ACCOUNT, name="raced")
+    scope = ("us-south", None)
+    # Both runs read no policy and planned a create; the other run's create landed first.
+    step = plan_policies([], ACCOUNT, sid["iam_id"], ["Reader"], [scope])[0]
+    assert step["action"] == "created"
+    same = client.result("create_v2_policy", **policy_body(ACCOUNT, sid["iam_id"], ["Reader"], scope))["id"]
+    assert runners._apply_policy_step(client, step, ACCOUNT, sid["iam_id"], "d") == ("unchanged", same)
+    # Planned Reader, but the other run granted Writer on that scope: replaced in place.
+    writer = plan_policies([], ACCOUNT, sid["iam_id"], ["Writer"], [scope])[0]
+    assert runners._apply_policy_step(client, writer, ACCOUNT, sid["iam_id"], "d") == ("updated", same)
+    assert [p["id"] for p in client.list_registry_policies(ACCOUNT, sid["iam_id"])] == [same]
