@@ -155,6 +155,14 @@ def render_from(args: argparse.Namespace) -> int:
     return 0
 
 
+def exit_status(results: list) -> int:
+    """1, naming each on stderr, when a run failed or left the namespaces wrong; else 0."""
+    failed = [m for m in results if not m.ok]
+    for m in failed:
+        print(f"FAILED: {m.path} / {m.run} / N={m.size}: {m.problem}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def report_memory_only(args: argparse.Namespace, results: list, overhead: float, seconds: float) -> int:
     """--memory-only: verdicts and table on stdout, measurements as JSON; no document."""
     json_path = args.json or os.path.join(args.workdir, "results.json")
@@ -166,10 +174,7 @@ def report_memory_only(args: argparse.Namespace, results: list, overhead: float,
     print()
     print(report.memory_table(results))
     print(f"\nwrote {json_path}; {seconds / 60:.1f} minutes")
-    failed = [m for m in results if not m.ok]
-    for m in failed:
-        print(f"FAILED: {m.path} / {m.run} / N={m.size}: {m.problem}", file=sys.stderr)
-    return 1 if failed else 0
+    return exit_status(results)
 
 
 def main(argv: list | None = None) -> int:
@@ -224,10 +229,7 @@ def main(argv: list | None = None) -> int:
     print()
     print(report.table(results))
     print(f"\nwrote {args.out}, {chart} and {json_path}; {seconds / 60:.1f} minutes")
-    failed = [m for m in results if not m.ok]
-    for m in failed:
-        print(f"FAILED: {m.path} / {m.run} / N={m.size}: {m.problem}", file=sys.stderr)
-    return 1 if failed else 0
+    return exit_status(results)
 
 
 if __name__ == "__main__":
