@@ -126,7 +126,7 @@ demo-stop:
 
 # Many namespaces, side by side with kubernetes.core loops and kubectl (docs/performance.md).
 bench: deps
-	$(PY) tests/bench/run.py
+	$(PY) tests/bench/run.py --crowded 5000 $(BENCH_ARGS)
 
 # The collection tarball, for ansible-galaxy collection install dist/*.tar.gz.
 build: venv
