@@ -5,7 +5,7 @@
 # `antsibull-docs lint-collection-docs`. The output is generated, not kept in git.
 #
 #   docs/build_reference.sh [DEST]        (default DEST: docs/reference)
-#   docs/build_reference.sh --lint-only   (only the lint; what `make lint` runs)
+#   docs/build_reference.sh --lint-only   (only the lint; `make lint` runs the whole build into a temporary DEST)
 #
 # Uses the antsibull-docs and ansible of .venv (or of $VENV). antsibull-docs copies the
 # collection and its dependencies before it reads them, and copies a directory that is

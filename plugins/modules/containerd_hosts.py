@@ -207,10 +207,10 @@ notes:
     registry directory; name CA files differently (for example C(ca.pem)) if removing
     C(hosts.toml) must really remove the trust.
   - No containerd restart is needed when C(hosts.toml) changes; it is read on every pull.
-seealso:
-  - name: containerd registry host configuration
-    description: The hosts.toml format.
-    link: https://github.com/containerd/containerd/blob/main/docs/hosts.md
+  - The C(hosts.toml) keys this module writes, and the containerd rules it applies, are
+    described in the collection's C(docs/containerd.md).
+  - The role C(ibmcloud.registry.containerd_hosts) applies this module to every node, or
+    writes the same files through a DaemonSet.
 """
 
 EXAMPLES = r"""

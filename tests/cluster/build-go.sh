@@ -3,11 +3,12 @@
 #   kubernetes: kube-apiserver kube-controller-manager kube-scheduler kubelet
 #   etcd:       etcd
 #   containerd: containerd containerd-shim-runc-v2 ctr
+#   actionlint: actionlint (checks docs/ci/github-actions.yml in the tests)
 # Versions: tests/cluster/versions.env. Build modules: tests/cluster/gobuild/<component>.
 # Binaries: $IBMREG_CACHE/<component>/<version>/bin (default ~/.cache/ibmcloud-registry),
 # never in the repository. A cached component is not rebuilt.
 #
-# Usage: build-go.sh [component...]   (default: all three)
+# Usage: build-go.sh [component...]   (default: all four)
 # Prints one line per component, "<component>=<bin dir>", on stdout; build logs and the
 # cold build time of each component go to stderr.
 set -euo pipefail
@@ -47,6 +48,8 @@ build() {  # component version binary...
       etcd) pkgs=(go.etcd.io/etcd/server/v3) ;;
       containerd) for b in $missing; do pkgs+=("github.com/containerd/containerd/v2/cmd/$b"); done
                   tags="no_btrfs no_devmapper no_zfs" ;;
+      actionlint) pkgs=(github.com/rhysd/actionlint/cmd/actionlint)
+                  ldflags="$ldflags -X github.com/rhysd/actionlint.version=$ver" ;;
     esac
     echo "build-go: $comp $ver:$missing" >&2
     for p in "${pkgs[@]}"; do
@@ -64,12 +67,13 @@ build() {  # component version binary...
 }
 
 comps=("$@")
-[ ${#comps[@]} -gt 0 ] || comps=(etcd containerd kubernetes)
+[ ${#comps[@]} -gt 0 ] || comps=(etcd containerd actionlint kubernetes)
 for c in "${comps[@]}"; do
   case $c in
     kubernetes) build kubernetes "$KUBERNETES_VERSION" kube-apiserver kube-controller-manager kube-scheduler kubelet ;;
     etcd) build etcd "$ETCD_VERSION" etcd ;;
     containerd) build containerd "$CONTAINERD_VERSION" containerd containerd-shim-runc-v2 ctr ;;
+    actionlint) build actionlint "$ACTIONLINT_VERSION" actionlint ;;
     *) echo "build-go: unknown component $c" >&2; exit 2 ;;
   esac
 done

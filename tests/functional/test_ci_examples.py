@@ -1,5 +1,6 @@
 """The CI examples of docs/ci/ as written: GitHub Actions and GitLab CI against the schemas
-that check-jsonschema ships (no network), Tekton against its own structure (there are no
+that check-jsonschema ships (no network), GitHub Actions also through actionlint (built from
+its Go module, with shellcheck over the run scripts), Tekton against its own structure (there are no
 Tekton CRDs on the local cluster, so no server-side dry run), and then the steps that run
 ansible-playbook, taken from each file and run here against the local cluster with the
 environment the CI would give them: its secret store's values where the file refers to
@@ -57,6 +58,33 @@ def test_schema(name, tmp_path):
     broken = tmp_path / name
     broken.write_text(yaml.safe_dump(document), encoding="utf-8")
     assert check_schema(SCHEMAS[name], str(broken)).returncode != 0
+
+
+def actionlint() -> str:
+    """The actionlint binary, built from its Go module by build-go.sh (cached after the first time)."""
+    built = subprocess.run(["bash", os.path.join(REPO, "tests", "cluster", "build-go.sh"), "actionlint"],
+                           capture_output=True, text=True, check=True, timeout=900)
+    return os.path.join(built.stdout.strip().split("=", 1)[1], "actionlint")
+
+
+def run_actionlint(path):
+    # actionlint also runs shellcheck (from Debian, in PATH) over every `run:` script.
+    return subprocess.run([actionlint(), "-no-color", path], capture_output=True, text=True, check=False, timeout=300)
+
+
+def test_github_workflow_passes_actionlint(tmp_path):
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    shutil.copy(os.path.join(CI, "github-actions.yml"), workflows / "registry.yml")
+    result = run_actionlint(str(workflows / "registry.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    # A broken copy fails: an expression that names a context property GitHub does not have.
+    with open(os.path.join(CI, "github-actions.yml"), encoding="utf-8") as handle:
+        text = handle.read()
+    assert "github.event_name" in text
+    (workflows / "broken.yml").write_text(text.replace("github.event_name", "github.event_nmae", 1), encoding="utf-8")
+    result = run_actionlint(str(workflows / "broken.yml"))
+    assert result.returncode != 0 and "event_nmae" in result.stdout, result.stdout + result.stderr
 
 
 def test_no_secret_in_any_file():

@@ -30,7 +30,9 @@ pytestmark = pytest.mark.cluster
 # kubeconfigs with tokens), virtualenvs, caches, test output.
 FORBIDDEN_PREFIXES = (".cluster", ".venv", ".tmp", ".ansible/", ".ansible-lint", ".pytest_cache", ".git/",
                       "tests/output", "tests/integration/integration_config.yml",
-                      "changelogs/.plugin-cache.yaml", "Makefile", "requirements-test.txt", "scripts/")
+                      "changelogs/.plugin-cache.yaml", "Makefile", "requirements-test.txt", "scripts/",
+                      "tests/bench/", "tests/cluster/gobuild/", "playbooks/demo_prepare.yml",
+                      "playbooks/inventory/demo.yml")
 
 
 def galaxy(*args, env=None):

@@ -120,6 +120,46 @@ def _same(current: dict, wanted: dict) -> bool:
     return strip(current) == strip(wanted)
 
 
+def decide(routes: list, ignored: set, domain: str) -> list:
+    """The writes one pass makes, as (metadata, merge patch, is status) - pure, for the tests.
+
+    Routes are taken oldest first (creation time, then UID, as the router breaks ties): the
+    first route of a host owns it; a later one of another namespace, or of the same
+    namespace and path, is rejected with HostAlreadyClaimed. Routes without a host get the
+    default one first and are admitted on the next pass.
+    """
+    writes = []
+    owners: dict = {}
+    for route in sorted(routes, key=_key):
+        meta = route["metadata"]
+        if meta["namespace"] in ignored or meta.get("deletionTimestamp"):
+            continue
+        spec = route.get("spec") or {}
+        if not spec.get("host"):
+            writes.append((meta, {"spec": {"host": default_host(meta["name"], meta["namespace"], domain)}}, False))
+            continue
+        host = spec["host"].lower()
+        invalid = certificate_problem(route) if any(
+            (spec.get("tls") or {}).get(f) for f in ("certificate", "key", "caCertificate",
+                                                     "destinationCACertificate")) else None
+        claimed_by = None
+        if not invalid:
+            for owner in owners.get(host, []):
+                same_namespace = owner["metadata"]["namespace"] == meta["namespace"]
+                if not same_namespace or (owner.get("spec") or {}).get("path", "") == spec.get("path", ""):
+                    claimed_by = owner
+                    break
+            if claimed_by is None:
+                owners.setdefault(host, []).append(route)
+        wanted = desired_ingress(route, claimed_by, domain, invalid)
+        current = [e for e in (route.get("status") or {}).get("ingress") or [] if e.get("routerName") == ROUTER_NAME]
+        if len(current) == 1 and _same(current[0], wanted):
+            continue
+        others = [e for e in (route.get("status") or {}).get("ingress") or [] if e.get("routerName") != ROUTER_NAME]
+        writes.append((meta, {"status": {"ingress": others + [wanted]}}, True))
+    return writes
+
+
 class RouterStandIn(PollingController):
     """Admits Routes in a background thread. LOCAL STAND-IN, not OpenShift's router."""
 
@@ -148,39 +188,13 @@ class RouterStandIn(PollingController):
         ignored.update(ns.metadata.name for ns in self._core.list_namespace(
             label_selector=IGNORE_LABEL + "=true").items)
         writes = 0
-        owners: dict = {}
-        for route in sorted(routes, key=_key):
-            meta = route["metadata"]
-            if meta["namespace"] in ignored or meta.get("deletionTimestamp"):
-                continue
-            spec = route.get("spec") or {}
-            if not spec.get("host"):
-                host = default_host(meta["name"], meta["namespace"], self.domain)
-                writes += self._patch(meta, {"spec": {"host": host}})
-                continue  # admitted on the next pass, with the host the server holds
-            host = spec["host"].lower()
-            invalid = certificate_problem(route) if any(
-                (spec.get("tls") or {}).get(f) for f in ("certificate", "key", "caCertificate",
-                                                         "destinationCACertificate")) else None
-            claimed_by = None
-            if not invalid:
-                for owner in owners.get(host, []):
-                    same_namespace = owner["metadata"]["namespace"] == meta["namespace"]
-                    if not same_namespace or (owner.get("spec") or {}).get("path", "") == spec.get("path", ""):
-                        claimed_by = owner
-                        break
-                if claimed_by is None:
-                    owners.setdefault(host, []).append(route)
-            wanted = desired_ingress(route, claimed_by, self.domain, invalid)
-            current = [e for e in (route.get("status") or {}).get("ingress") or []
-                       if e.get("routerName") == ROUTER_NAME]
-            if len(current) == 1 and _same(current[0], wanted):
-                continue
-            for condition in wanted["conditions"]:
-                condition["lastTransitionTime"] = _now()
-            others = [e for e in (route.get("status") or {}).get("ingress") or []
-                      if e.get("routerName") != ROUTER_NAME]
-            writes += self._patch(meta, {"status": {"ingress": others + [wanted]}}, status=True)
+        for meta, body, status in decide(routes, ignored, self.domain):
+            if status:
+                for entry in body["status"]["ingress"]:
+                    if entry.get("routerName") == ROUTER_NAME:
+                        for condition in entry["conditions"]:
+                            condition["lastTransitionTime"] = _now()
+            writes += self._patch(meta, body, status=status)
         return writes
 
     def _patch(self, meta: dict, body: dict, status: bool = False) -> int:
