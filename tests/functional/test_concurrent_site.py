@@ -180,8 +180,14 @@ def test_two_site_runs_at_once_with_a_third_writer(cluster_site):
 
     # The containerd part: one DaemonSet, and the configuration it mounts holds docker.io.
     apps = k8s.AppsV1Api(state.api[HOST])
-    daemonsets = [d.metadata.name for d in apps.list_namespaced_daemon_set("kube-system").items]
-    assert daemonsets.count(DAEMONSET) == 1, daemonsets
+    daemonsets = [d for d in apps.list_namespaced_daemon_set("kube-system").items if d.metadata.name == DAEMONSET]
+    assert len(daemonsets) == 1, [d.metadata.name for d in daemonsets]
+    mounted = [v.config_map.name for v in daemonsets[0].spec.template.spec.volumes if v.config_map]
+    assert mounted == [DAEMONSET], mounted
+    files = core.read_namespaced_config_map(DAEMONSET, "kube-system").data
+    docker_io = [text for key, text in files.items() if "docker.io" in key]
+    assert len(docker_io) == 1, sorted(files)
+    assert 'server = "https://docker.io"' in docker_io[0] and '"https://registry-1.docker.io"' in docker_io[0], docker_io
 
     # IAM: one service ID for the namespace, and the pull secret holds a key IAM knows for it.
     snapshot = state.iam.snapshot()
