@@ -4,7 +4,9 @@ launch-time limit, tags and survey answer of the job template in playbooks/awx/c
 and the credentials injected the way the credential types of playbooks/awx/credential_types.yml
 inject them: environment variables, extra vars and a kubeconfig file, rendered from the
 injector templates with the credential's inputs. Then the runner's artifacts (job events and
-stdout, what AWX keeps in its database) are searched for every secret value.
+stdout, what AWX keeps in its database) are searched for every secret value: the injected
+ones, and the API key that the iam_pull_secret part mints from the injected one (against the
+LOCAL IAM STAND-IN, tests/standins/iam_server.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ import yaml
 from kubernetes import client as k8s
 
 from playbook import REPO, collections_path
+
+sys.path.insert(0, os.path.join(REPO, "tests", "standins"))
+
+import iam_server  # noqa: E402  pylint: disable=wrong-import-position
 
 pytestmark = pytest.mark.cluster
 
@@ -82,7 +88,16 @@ def leaks(paths, canaries):
     return found
 
 
-def test_site_job_through_ansible_runner(cluster, unique_ns, kube_fixture_client, tmp_path):
+@pytest.fixture
+def iam():
+    stand_in = iam_server.IamStandIn().start()
+    try:
+        yield stand_in
+    finally:
+        stand_in.stop()
+
+
+def test_site_job_through_ansible_runner(cluster, unique_ns, kube_fixture_client, iam, tmp_path):
     namespace = unique_ns("awx")
     pdd = tmp_path / "job"
     project, inventory = pdd / "project", pdd / "project" / "inventory"
@@ -101,6 +116,8 @@ def test_site_job_through_ansible_runner(cluster, unique_ns, kube_fixture_client
                           "password": "{{ vault_registry_password }}"}}]},
         "entitled_registry": {"entitlement_key": "{{ vault_entitlement_key }}", "namespaces": [namespace],
                               "service_accounts": []},
+        # The API key comes from the IBM Cloud credential (IC_API_KEY); only the IAM URL is set here.
+        "iam_pull_secret": {"mode": "namespace", "namespaces": [namespace], "iam_url": iam.url},
     }), encoding="utf-8")
 
     with open(cluster.kubeconfig, encoding="utf-8") as handle:
@@ -117,6 +134,7 @@ def test_site_job_through_ansible_runner(cluster, unique_ns, kube_fixture_client
     ctypes = load(os.path.join(AWX, "credential_types.yml"))["registry_credential_types"]
     env, extra_vars = inject(ctypes, inputs, str(pdd))
     assert env["K8S_AUTH_KUBECONFIG"].startswith(str(pdd)) and env["IC_API_KEY"] == canaries["api key"]
+    iam.add_admin_key(canaries["api key"])
 
     # What the job template asks on launch (playbooks/awx/configure.yml): survey answer, limit, tags.
     configure = load(os.path.join(AWX, "configure.yml"))[0]
@@ -129,7 +147,7 @@ def test_site_job_through_ansible_runner(cluster, unique_ns, kube_fixture_client
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     result = ansible_runner.run(private_data_dir=str(pdd), project_dir=str(project), playbook="site.yml",
                                 inventory=str(inventory / "clusters.yml"), envvars=env, extravars=extra_vars,
-                                limit="local-cluster", tags="pull_secrets,entitled_registry", verbosity=3,
+                                limit="local-cluster", tags="iam_pull_secret,pull_secrets,entitled_registry", verbosity=3,
                                 quiet=True, ident="site")
     artifacts = pdd / "artifacts" / "site"
     stdout = (artifacts / "stdout").read_text(encoding="utf-8", errors="replace")
@@ -143,6 +161,11 @@ def test_site_job_through_ansible_runner(cluster, unique_ns, kube_fixture_client
         auths.update(json.loads(base64.b64decode(secret.data[".dockerconfigjson"]))["auths"])
     assert base64.b64decode(auths["registry.example.com"]["auth"]).decode() == "robot:" + canaries["registry password"]
     assert base64.b64decode(auths["cp.icr.io"]["auth"]).decode() == "cp:" + canaries["entitlement key"]
+    # The key IAM minted for the namespace's service ID is in its pull secret, and nowhere in the job's record.
+    minted = json.loads(base64.b64decode(core.read_namespaced_secret("local-cluster-icr-io", namespace).data[
+        ".dockerconfigjson"]))["auths"]["us.icr.io"]["password"]
+    assert minted != canaries["api key"] and len(minted) > 20
+    canaries["minted api key"] = minted
 
     events = list(files_under(artifacts / "job_events"))
     assert len(events) > 10
