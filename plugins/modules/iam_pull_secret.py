@@ -108,6 +108,7 @@ extends_documentation_fragment:
   - ibmcloud.registry.targeting
   - ibmcloud.registry.ibmcloud_auth
   - ibmcloud.registry.pull_secret
+  - ibmcloud.registry.icr_secret
 attributes:
   check_mode:
     support: full
@@ -266,7 +267,10 @@ service_accounts:
 """
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import run_module
-from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.runners import pull_secret_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.runners import (
+    icr_secret_argument_spec,
+    pull_secret_argument_spec,
+)
 from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.client import iam_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.pull_secret_runner import (
     DEFAULT_SECRET_NAME,
@@ -277,7 +281,8 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting i
 
 
 def argument_spec():
-    return kube_argument_spec().merge(target_argument_spec()).merge(iam_argument_spec()).merge(pull_secret_argument_spec()).add(
+    return kube_argument_spec().merge(target_argument_spec()).merge(iam_argument_spec()).merge(
+        pull_secret_argument_spec()).merge(icr_secret_argument_spec()).add(
         service_id=dict(type="str", required=True),
         api_key_name=dict(type="str"),
         api_key_description=dict(type="str", no_log=False),

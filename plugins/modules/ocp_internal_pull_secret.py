@@ -79,9 +79,6 @@ options:
   route_namespace:
     description: Project of the Route. Defaults to C(openshift-image-registry) (OpenShift 4) or C(default) (3.11).
     type: str
-  email:
-    description: Email stored with the registry entry. Registries ignore it; IBM Cloud's example uses C(a@b.c).
-    type: str
   service_accounts:
     description:
       - Service accounts in each target project that reference the secret in
@@ -89,21 +86,11 @@ options:
     type: list
     elements: str
     default: [default]
-  service_account_timeout:
-    description: Seconds to wait for a service account that does not exist yet.
-    type: int
-    default: 30
   allow_expiring_token:
     description:
       - Copy a bound (expiring) token anyway. The copies stop working when the token
         expires (about an hour) or when OpenShift recreates the source secret; rerun the
         task before then.
-    type: bool
-    default: false
-  force:
-    description:
-      - With O(state=present), overwrite an existing secret whose content cannot be
-        parsed. With O(state=absent), delete secrets that this collection did not create.
     type: bool
     default: false
 requirements:
@@ -112,6 +99,7 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ibmcloud.registry.kube
   - ibmcloud.registry.targeting
+  - ibmcloud.registry.pull_secret
 attributes:
   diff_mode:
     support: full
@@ -220,11 +208,12 @@ flavour:
 from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import run_module
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import kube_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift.runners import run_ocp_internal_pull_secret
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.runners import pull_secret_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import target_argument_spec
 
 
 def argument_spec():
-    return kube_argument_spec().merge(target_argument_spec()).add(
+    return kube_argument_spec().merge(target_argument_spec()).merge(pull_secret_argument_spec()).add(
         mutually_exclusive=[("registry_host", "route_name"), ("registry_host", "route_namespace")],
         name=dict(type="str", default="internal-registry"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
@@ -234,11 +223,8 @@ def argument_spec():
         registry_port=dict(type="int"),
         route_name=dict(type="str"),
         route_namespace=dict(type="str"),
-        email=dict(type="str"),
         service_accounts=dict(type="list", elements="str", default=["default"]),
-        service_account_timeout=dict(type="int", default=30),
         allow_expiring_token=dict(type="bool", default=False),
-        force=dict(type="bool", default=False),
     )
 
 
