@@ -231,31 +231,47 @@ servers:
   elements: str
   sample: [icr.io, private.icr.io, us.icr.io]
 fingerprint:
-  description: C(sha256:) of the secret's canonical content.
+  description:
+    - C(scrypt:) and 64 hexadecimal digits of the secret's content, the salted and
+      deliberately slow hash that RV(ibmcloud.registry.icr_pull_secret#module:fingerprint)
+      describes; unlike the key's own C(fingerprint) in RV(api_key), it also covers the
+      servers, username and email.
   returned: when state is present and not a check-mode prediction of a new key
   type: str
 results:
-  description: One entry per target namespace.
+  description: One entry per target namespace, in the order of O(namespaces), else sorted by name.
   returned: always
   type: list
   elements: dict
   contains:
     namespace:
-      description: The namespace.
+      description: Target namespace.
       type: str
     name:
-      description: The secret name.
+      description: Name of the secret, O(name).
       type: str
     action:
-      description: What happened (or, in check mode, would happen).
+      description:
+        - What happened to the secret in this namespace (in check mode, what would happen) -
+          V(created) or V(updated) (it holds the key of RV(api_key) now), V(unchanged),
+          V(deleted), V(absent) (nothing to delete) or V(failed).
       type: str
       sample: created
+    kept:
+      description:
+        - True for a secret of that name that this collection did not create, left as it is
+          (action V(unchanged)) because O(replace_existing) is not set.
+      type: bool
+      returned: for such secrets
     error:
-      description: Why this namespace failed.
+      description: Why the secret could not be written or deleted; its namespace keeps what it held.
       type: str
       returned: when action is failed
 counts:
-  description: Number of namespaces per action.
+  description:
+    - Number of target namespaces per action of their secret, with every action of the
+      vocabulary as a key. The API keys are not counted here - see RV(api_key),
+      RV(retired_api_keys) and RV(deleted_api_keys).
   returned: always
   type: dict
   sample: {created: 1, updated: 0, unchanged: 0, deleted: 0, absent: 0, failed: 0}

@@ -178,7 +178,10 @@ namespace:
   returned: always
   type: str
 flavour:
-  description: What API discovery found - V(openshift4), V(openshift3) or V(kubernetes).
+  description:
+    - What API discovery found - V(openshift4), V(openshift3) or V(kubernetes).
+    - Also in the failure result when the cluster serves no BuildConfigs
+      (C(build.openshift.io)), which is checked before any secret or BuildConfig is read.
   returned: always
   type: str
 """

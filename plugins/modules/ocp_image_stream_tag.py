@@ -200,12 +200,17 @@ results:
       type: str
       returned: when action is failed
 counts:
-  description: Number of images per action.
+  description:
+    - Number of images per action. V(deleted) and V(absent) stay 0, since the module
+      removes no tag.
   returned: always
   type: dict
   sample: {created: 2, updated: 0, unchanged: 1, deleted: 0, absent: 0, failed: 0}
 flavour:
-  description: What API discovery found - V(openshift4), V(openshift3) or V(kubernetes).
+  description:
+    - What API discovery found - V(openshift4), V(openshift3) or V(kubernetes). The image
+      streams need C(image.openshift.io); a cluster that does not serve it fails the task
+      before any image stream is read.
   returned: always
   type: str
 """

@@ -155,7 +155,11 @@ server:
   type: str
   sample: image-registry-openshift-image-registry.mycluster-abc123.us-south.containers.appdomain.cloud
 fingerprint:
-  description: C(sha256:) of the canonical JSON content.
+  description:
+    - C(scrypt:) and 64 hexadecimal digits, the salted and deliberately slow hash of the
+      secret's content that RV(ibmcloud.registry.icr_pull_secret#module:fingerprint) describes.
+      A new token in the source secret gives a new fingerprint, so it tells a refreshed copy
+      from a stale one without showing either token.
   returned: when state is present
   type: str
 source:
@@ -169,27 +173,33 @@ source:
   sample: {namespace: default, service_account: default, secret: default-dockercfg-mpcn4,
            shape: username-password, token: legacy, route: openshift-image-registry/image-registry}
 results:
-  description: One entry per target project.
+  description: One entry per target project, in the order of O(namespaces), else sorted by name.
   returned: always
   type: list
   elements: dict
   contains:
     namespace:
-      description: The project.
+      description: Target project.
       type: str
     name:
-      description: The secret name.
+      description: Name of the copy there, O(name).
       type: str
     action:
-      description: What happened (or, in check mode, would happen).
+      description:
+        - What happened to the copy in this project (in check mode, what would happen) -
+          V(created), V(updated) (other credentials or host, for example a refreshed token),
+          V(unchanged), V(deleted), V(absent) (nothing to delete) or V(failed).
       type: str
       sample: created
     error:
-      description: Why this project failed.
+      description: Why the copy could not be written or deleted in this project.
       type: str
       returned: when action is failed
 counts:
-  description: Number of projects per action.
+  description:
+    - Number of target projects per action of their copy, with every action of the
+      vocabulary as a key. The service account links are reported in RV(service_accounts)
+      and not counted here.
   returned: always
   type: dict
   sample: {created: 2, updated: 0, unchanged: 0, deleted: 0, absent: 0, failed: 0}
@@ -200,7 +210,11 @@ service_accounts:
   elements: dict
   sample: [{namespace: team-a, name: default, action: updated, added: [internal-registry], removed: []}]
 flavour:
-  description: What API discovery found - V(openshift4), V(openshift3) or V(kubernetes).
+  description:
+    - What API discovery found - V(openshift4), V(openshift3) or V(kubernetes).
+    - It sets the defaults of O(route_name) and O(route_namespace) - C(image-registry) in
+      C(openshift-image-registry) on OpenShift 4, C(docker-registry) in C(default) on 3.11.
+      Plain Kubernetes has no internal registry; there the task fails before any write.
   returned: always
   type: str
 """

@@ -199,7 +199,10 @@ result:
       type: str
   sample: {name: cluster, action: updated}
 flavour:
-  description: What API discovery found - V(openshift4), V(openshift3) or V(kubernetes).
+  description:
+    - What API discovery found. V(openshift4) - the operator's Config is read and, when
+      asked, changed. V(openshift3) - only RV(volume) is reported, as 3.11 has no image
+      registry operator, and a change fails. V(kubernetes) - the task fails.
   returned: always
   type: str
 """
