@@ -111,12 +111,10 @@ extends_documentation_fragment:
   - ibmcloud.registry.icr_secret
 attributes:
   check_mode:
-    support: full
     description:
       - Reads the cluster and IAM only (the key lookup by value is a read); creates no
         key and writes no secret, and reports the same changes a real run would make.
   diff_mode:
-    support: full
     description:
       - Shows key names and IDs, and per namespace the registry servers and usernames;
         key values are redacted.
@@ -127,9 +125,13 @@ notes:
     the Operator role on IAM Identity Service for it) and to read keys by value.
 seealso:
   - module: ibmcloud.registry.iam_service_id
+    description: Creates the service ID whose API key the secrets hold (step 2 of the guide).
   - module: ibmcloud.registry.iam_registry_policy
+    description: Gives that service ID its Container Registry access (step 3).
   - module: ibmcloud.registry.icr_pull_secret
+    description: The same secrets from an API key, entitlement key or registry credentials you already have.
   - module: ibmcloud.registry.sa_pull_secret
+    description: References the secret from more service accounts, or from their C(secrets) for builds.
 """
 
 EXAMPLES = r"""

@@ -107,7 +107,6 @@ extends_documentation_fragment:
   - ibmcloud.registry.icr_secret
 attributes:
   diff_mode:
-    support: full
     description: Shows servers, usernames and emails per namespace; secret values are redacted.
 seealso:
   - module: ibmcloud.registry.sa_pull_secret

@@ -90,7 +90,6 @@ extends_documentation_fragment:
   - ibmcloud.registry.kube
 attributes:
   diff_mode:
-    support: full
     description: Shows secret names on the BuildConfigs and the service account lists.
 seealso:
   - module: ibmcloud.registry.icr_pull_secret

@@ -62,7 +62,6 @@ extends_documentation_fragment:
   - ibmcloud.registry.targeting
 attributes:
   diff_mode:
-    support: full
     description: Shows the role and subjects of every binding that changes (no secret is involved).
 notes:
   - The identity running the task needs C(create), C(update) and C(delete) on

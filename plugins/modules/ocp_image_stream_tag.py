@@ -121,7 +121,6 @@ extends_documentation_fragment:
   - ibmcloud.registry.kube
 attributes:
   diff_mode:
-    support: full
     description: Shows each changed tag's source, reference policy and schedule.
 notes:
   - Removing tags is not supported; use C(oc tag -d).

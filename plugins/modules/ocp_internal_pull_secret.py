@@ -102,16 +102,19 @@ extends_documentation_fragment:
   - ibmcloud.registry.pull_secret
 attributes:
   diff_mode:
-    support: full
     description: Shows server and username per project; the token is redacted.
 notes:
   - With O(allow_expiring_token=true), run the task again (for example on a schedule) to
     refresh the copies of a bound token; a run with unchanged credentials writes nothing.
 seealso:
   - module: ibmcloud.registry.ocp_image_puller
+    description: The preferred way to let projects pull from the internal registry, with nothing copied.
   - module: ibmcloud.registry.ocp_registry_route
+    description: Creates the Route whose host the secret is for.
   - module: ibmcloud.registry.icr_pull_secret
+    description: The same secret-and-links flow for IBM Cloud Container Registry credentials.
   - module: ibmcloud.registry.sa_pull_secret
+    description: Links the copies to more service accounts, or to their C(secrets) for builds.
 """
 
 EXAMPLES = r"""

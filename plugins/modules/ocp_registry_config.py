@@ -72,11 +72,7 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ibmcloud.registry.kube
 attributes:
-  check_mode:
-    support: full
-    description: Reads only; reports the same change a real run would make.
   diff_mode:
-    support: full
     description: Shows management state, storage backend and default route before and after.
 notes:
   - O(parallelism) has no effect; the module writes one object.

@@ -121,10 +121,8 @@ extends_documentation_fragment:
   - ibmcloud.registry.kube
 attributes:
   check_mode:
-    support: full
     description: Reads only; reports the same change a real run would make. Does not wait.
   diff_mode:
-    support: full
     description: Shows the managed fields; certificates as C(sha256:) fingerprints, the key redacted.
 notes:
   - O(parallelism) has no effect; the module writes one object.
