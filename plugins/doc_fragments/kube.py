@@ -27,9 +27,14 @@ options:
     type: int
     default: 8
 attributes:
+  # Every Kubernetes module supports both; a module adds what its diff shows (or, like
+  # registry_pull_probe, sets its own support).
   check_mode:
     support: full
     description: Reads only; reports the same changes a real run would make.
+  diff_mode:
+    support: full
+    description: Shows the objects that change, before and after; secret values never appear.
 requirements:
   - kubernetes >= 29, < 37
   - openshift >= 0.13.2, < 0.14 (only for the C(username) / C(password) login)

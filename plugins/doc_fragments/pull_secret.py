@@ -8,39 +8,15 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # The options of the modules that write an image pull secret with IBM Cloud Container
-    # Registry credentials into many namespaces; argument spec: pull_secret_argument_spec().
+    # The options of the modules that write one image pull secret into many namespaces and
+    # link it to service accounts (icr_pull_secret, iam_pull_secret, ocp_internal_pull_secret);
+    # argument spec: pull_secret_argument_spec().
     DOCUMENTATION = r"""
 options:
-  regions:
-    description:
-      - IAM regions whose IBM Cloud Container Registry domains the secret covers with an
-        IAM API key, for example V(us-south) (C(us.icr.io)) or V(global) (C(icr.io));
-        V(all) for every region, which is what C(all-icr-io) holds.
-    type: list
-    elements: str
-    default: [all]
-  endpoints:
-    description:
-      - Which domains of each region, with an IAM API key - V(public) (C(us.icr.io)),
-        V(private) (C(private.us.icr.io)), or both.
-    type: list
-    elements: str
-    choices: [public, private]
-    default: [public, private]
   email:
     description:
       - Email stored with each registry entry. Registries ignore it; some tools expect it.
     type: str
-  service_accounts:
-    description:
-      - Service accounts in each target namespace that reference the secret in
-        C(imagePullSecrets), for example V(default). Entries already on the service
-        account stay where they are.
-      - With O(state=absent), the reference is removed from them.
-    type: list
-    elements: str
-    default: []
   service_account_timeout:
     description:
       - Seconds to wait for a service account that does not exist yet (a namespace

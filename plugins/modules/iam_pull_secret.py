@@ -108,14 +108,13 @@ extends_documentation_fragment:
   - ibmcloud.registry.targeting
   - ibmcloud.registry.ibmcloud_auth
   - ibmcloud.registry.pull_secret
+  - ibmcloud.registry.icr_secret
 attributes:
   check_mode:
-    support: full
     description:
       - Reads the cluster and IAM only (the key lookup by value is a read); creates no
         key and writes no secret, and reports the same changes a real run would make.
   diff_mode:
-    support: full
     description:
       - Shows key names and IDs, and per namespace the registry servers and usernames;
         key values are redacted.
@@ -126,9 +125,13 @@ notes:
     the Operator role on IAM Identity Service for it) and to read keys by value.
 seealso:
   - module: ibmcloud.registry.iam_service_id
+    description: Creates the service ID whose API key the secrets hold (step 2 of the guide).
   - module: ibmcloud.registry.iam_registry_policy
+    description: Gives that service ID its Container Registry access (step 3).
   - module: ibmcloud.registry.icr_pull_secret
+    description: The same secrets from an API key, entitlement key or registry credentials you already have.
   - module: ibmcloud.registry.sa_pull_secret
+    description: References the secret from more service accounts, or from their C(secrets) for builds.
 """
 
 EXAMPLES = r"""
@@ -230,31 +233,47 @@ servers:
   elements: str
   sample: [icr.io, private.icr.io, us.icr.io]
 fingerprint:
-  description: C(sha256:) of the secret's canonical content.
+  description:
+    - C(scrypt:) and 64 hexadecimal digits of the secret's content, the salted and
+      deliberately slow hash that RV(ibmcloud.registry.icr_pull_secret#module:fingerprint)
+      describes; unlike the key's own C(fingerprint) in RV(api_key), it also covers the
+      servers, username and email.
   returned: when state is present and not a check-mode prediction of a new key
   type: str
 results:
-  description: One entry per target namespace.
+  description: One entry per target namespace, in the order of O(namespaces), else sorted by name.
   returned: always
   type: list
   elements: dict
   contains:
     namespace:
-      description: The namespace.
+      description: Target namespace.
       type: str
     name:
-      description: The secret name.
+      description: Name of the secret, O(name).
       type: str
     action:
-      description: What happened (or, in check mode, would happen).
+      description:
+        - What happened to the secret in this namespace (in check mode, what would happen) -
+          V(created) or V(updated) (it holds the key of RV(api_key) now), V(unchanged),
+          V(deleted), V(absent) (nothing to delete) or V(failed).
       type: str
       sample: created
+    kept:
+      description:
+        - True for a secret of that name that this collection did not create, left as it is
+          (action V(unchanged)) because O(replace_existing) is not set.
+      type: bool
+      returned: for such secrets
     error:
-      description: Why this namespace failed.
+      description: Why the secret could not be written or deleted; its namespace keeps what it held.
       type: str
       returned: when action is failed
 counts:
-  description: Number of namespaces per action.
+  description:
+    - Number of target namespaces per action of their secret, with every action of the
+      vocabulary as a key. The API keys are not counted here - see RV(api_key),
+      RV(retired_api_keys) and RV(deleted_api_keys).
   returned: always
   type: dict
   sample: {created: 1, updated: 0, unchanged: 0, deleted: 0, absent: 0, failed: 0}
@@ -266,7 +285,10 @@ service_accounts:
 """
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import run_module
-from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.runners import pull_secret_argument_spec
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.runners import (
+    icr_secret_argument_spec,
+    pull_secret_argument_spec,
+)
 from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.client import iam_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.pull_secret_runner import (
     DEFAULT_SECRET_NAME,
@@ -277,7 +299,8 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting i
 
 
 def argument_spec():
-    return kube_argument_spec().merge(target_argument_spec()).merge(iam_argument_spec()).merge(pull_secret_argument_spec()).add(
+    return kube_argument_spec().merge(target_argument_spec()).merge(iam_argument_spec()).merge(
+        pull_secret_argument_spec()).merge(icr_secret_argument_spec()).add(
         service_id=dict(type="str", required=True),
         api_key_name=dict(type="str"),
         api_key_description=dict(type="str", no_log=False),

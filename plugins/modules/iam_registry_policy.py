@@ -151,8 +151,10 @@ policies:
       returned: for such policies
   sample: [{id: 0b1c..., action: created, roles: [Reader], region: us-south, namespace: payments}]
 counts:
-  description: Number of policies per action.
-  returned: always
+  description:
+    - Number of RV(policies) per action. V(failed) stays 0 - an IAM error fails the task
+      at once, and then RV(policies) and these counts hold what was done before it.
+  returned: unless O(state=absent) finds no service ID
   type: dict
   sample: {created: 1, updated: 0, unchanged: 0, deleted: 0, absent: 0, failed: 0}
 service_id:

@@ -94,7 +94,9 @@ results:
   elements: dict
   sample: [{namespace: null, name: mycluster-payments-id, id: ServiceId-1f0c..., action: created}]
 counts:
-  description: Number of items per action.
+  description:
+    - The one item of RV(results) counted by its action - 1 for that action, 0 for each
+      other word of the vocabulary (V(failed) too, as an IAM error fails the task).
   returned: always
   type: dict
   sample: {created: 1, updated: 0, unchanged: 0, deleted: 0, absent: 0, failed: 0}

@@ -104,9 +104,9 @@ extends_documentation_fragment:
   - ibmcloud.registry.kube
   - ibmcloud.registry.targeting
   - ibmcloud.registry.pull_secret
+  - ibmcloud.registry.icr_secret
 attributes:
   diff_mode:
-    support: full
     description: Shows servers, usernames and emails per namespace; secret values are redacted.
 seealso:
   - module: ibmcloud.registry.sa_pull_secret
@@ -229,6 +229,7 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec i
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import kube_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.runners import (
     DEFAULT_COPY_SOURCE,
+    icr_secret_argument_spec,
     pull_secret_argument_spec,
     run_icr_pull_secret,
 )
@@ -236,7 +237,8 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting i
 
 
 def argument_spec():
-    return kube_argument_spec().merge(target_argument_spec()).merge(pull_secret_argument_spec()).add(
+    return kube_argument_spec().merge(target_argument_spec()).merge(pull_secret_argument_spec()).merge(
+        icr_secret_argument_spec()).add(
         name=dict(type="str"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         iam_api_key=dict(type="str", no_log=True),

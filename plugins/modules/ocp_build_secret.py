@@ -90,7 +90,6 @@ extends_documentation_fragment:
   - ibmcloud.registry.kube
 attributes:
   diff_mode:
-    support: full
     description: Shows secret names on the BuildConfigs and the service account lists.
 seealso:
   - module: ibmcloud.registry.icr_pull_secret
@@ -178,7 +177,10 @@ namespace:
   returned: always
   type: str
 flavour:
-  description: What API discovery found - V(openshift4), V(openshift3) or V(kubernetes).
+  description:
+    - What API discovery found - V(openshift4), V(openshift3) or V(kubernetes).
+    - Also in the failure result when the cluster serves no BuildConfigs
+      (C(build.openshift.io)), which is checked before any secret or BuildConfig is read.
   returned: always
   type: str
 """

@@ -62,7 +62,6 @@ extends_documentation_fragment:
   - ibmcloud.registry.targeting
 attributes:
   diff_mode:
-    support: full
     description: Shows the role and subjects of every binding that changes (no secret is involved).
 notes:
   - The identity running the task needs C(create), C(update) and C(delete) on
@@ -127,12 +126,19 @@ results:
       type: str
       returned: when action is failed
 counts:
-  description: Number of bindings per action.
+  description:
+    - Number of RoleBindings per action - one binding per images project and consumer
+      project, none where they are the same project. A binding of that name that this
+      collection did not create counts as V(failed) unless O(force) is set.
   returned: always
   type: dict
   sample: {created: 2, updated: 0, unchanged: 0, deleted: 0, absent: 0, failed: 0}
 flavour:
-  description: What API discovery found - V(openshift4), V(openshift3) or V(kubernetes).
+  description:
+    - V(openshift4) or V(openshift3), as API discovery found; both serve the image API
+      (C(image.openshift.io)) whose C(system:image-puller) role the bindings grant.
+    - V(kubernetes) only comes with a failure - a cluster without that API fails the task
+      before any write.
   returned: always
   type: str
 """

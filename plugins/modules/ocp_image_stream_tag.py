@@ -121,7 +121,6 @@ extends_documentation_fragment:
   - ibmcloud.registry.kube
 attributes:
   diff_mode:
-    support: full
     description: Shows each changed tag's source, reference policy and schedule.
 notes:
   - Removing tags is not supported; use C(oc tag -d).
@@ -200,12 +199,17 @@ results:
       type: str
       returned: when action is failed
 counts:
-  description: Number of images per action.
+  description:
+    - Number of images per action. V(deleted) and V(absent) stay 0, since the module
+      removes no tag.
   returned: always
   type: dict
   sample: {created: 2, updated: 0, unchanged: 1, deleted: 0, absent: 0, failed: 0}
 flavour:
-  description: What API discovery found - V(openshift4), V(openshift3) or V(kubernetes).
+  description:
+    - What API discovery found - V(openshift4), V(openshift3) or V(kubernetes). The image
+      streams need C(image.openshift.io); a cluster that does not serve it fails the task
+      before any image stream is read.
   returned: always
   type: str
 """

@@ -79,9 +79,6 @@ options:
   route_namespace:
     description: Project of the Route. Defaults to C(openshift-image-registry) (OpenShift 4) or C(default) (3.11).
     type: str
-  email:
-    description: Email stored with the registry entry. Registries ignore it; IBM Cloud's example uses C(a@b.c).
-    type: str
   service_accounts:
     description:
       - Service accounts in each target project that reference the secret in
@@ -89,21 +86,11 @@ options:
     type: list
     elements: str
     default: [default]
-  service_account_timeout:
-    description: Seconds to wait for a service account that does not exist yet.
-    type: int
-    default: 30
   allow_expiring_token:
     description:
       - Copy a bound (expiring) token anyway. The copies stop working when the token
         expires (about an hour) or when OpenShift recreates the source secret; rerun the
         task before then.
-    type: bool
-    default: false
-  force:
-    description:
-      - With O(state=present), overwrite an existing secret whose content cannot be
-        parsed. With O(state=absent), delete secrets that this collection did not create.
     type: bool
     default: false
 requirements:
@@ -112,18 +99,22 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ibmcloud.registry.kube
   - ibmcloud.registry.targeting
+  - ibmcloud.registry.pull_secret
 attributes:
   diff_mode:
-    support: full
     description: Shows server and username per project; the token is redacted.
 notes:
   - With O(allow_expiring_token=true), run the task again (for example on a schedule) to
     refresh the copies of a bound token; a run with unchanged credentials writes nothing.
 seealso:
   - module: ibmcloud.registry.ocp_image_puller
+    description: The preferred way to let projects pull from the internal registry, with nothing copied.
   - module: ibmcloud.registry.ocp_registry_route
+    description: Creates the Route whose host the secret is for.
   - module: ibmcloud.registry.icr_pull_secret
+    description: The same secret-and-links flow for IBM Cloud Container Registry credentials.
   - module: ibmcloud.registry.sa_pull_secret
+    description: Links the copies to more service accounts, or to their C(secrets) for builds.
 """
 
 EXAMPLES = r"""
@@ -167,7 +158,11 @@ server:
   type: str
   sample: image-registry-openshift-image-registry.mycluster-abc123.us-south.containers.appdomain.cloud
 fingerprint:
-  description: C(sha256:) of the canonical JSON content.
+  description:
+    - C(scrypt:) and 64 hexadecimal digits, the salted and deliberately slow hash of the
+      secret's content that RV(ibmcloud.registry.icr_pull_secret#module:fingerprint) describes.
+      A new token in the source secret gives a new fingerprint, so it tells a refreshed copy
+      from a stale one without showing either token.
   returned: when state is present
   type: str
 source:
@@ -181,27 +176,33 @@ source:
   sample: {namespace: default, service_account: default, secret: default-dockercfg-mpcn4,
            shape: username-password, token: legacy, route: openshift-image-registry/image-registry}
 results:
-  description: One entry per target project.
+  description: One entry per target project, in the order of O(namespaces), else sorted by name.
   returned: always
   type: list
   elements: dict
   contains:
     namespace:
-      description: The project.
+      description: Target project.
       type: str
     name:
-      description: The secret name.
+      description: Name of the copy there, O(name).
       type: str
     action:
-      description: What happened (or, in check mode, would happen).
+      description:
+        - What happened to the copy in this project (in check mode, what would happen) -
+          V(created), V(updated) (other credentials or host, for example a refreshed token),
+          V(unchanged), V(deleted), V(absent) (nothing to delete) or V(failed).
       type: str
       sample: created
     error:
-      description: Why this project failed.
+      description: Why the copy could not be written or deleted in this project.
       type: str
       returned: when action is failed
 counts:
-  description: Number of projects per action.
+  description:
+    - Number of target projects per action of their copy, with every action of the
+      vocabulary as a key. The service account links are reported in RV(service_accounts)
+      and not counted here.
   returned: always
   type: dict
   sample: {created: 2, updated: 0, unchanged: 0, deleted: 0, absent: 0, failed: 0}
@@ -212,7 +213,11 @@ service_accounts:
   elements: dict
   sample: [{namespace: team-a, name: default, action: updated, added: [internal-registry], removed: []}]
 flavour:
-  description: What API discovery found - V(openshift4), V(openshift3) or V(kubernetes).
+  description:
+    - What API discovery found - V(openshift4), V(openshift3) or V(kubernetes).
+    - It sets the defaults of O(route_name) and O(route_namespace) - C(image-registry) in
+      C(openshift-image-registry) on OpenShift 4, C(docker-registry) in C(default) on 3.11.
+      Plain Kubernetes has no internal registry; there the task fails before any write.
   returned: always
   type: str
 """
@@ -220,11 +225,12 @@ flavour:
 from ansible_collections.ibmcloud.registry.plugins.module_utils.common.argspec import run_module
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import kube_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.openshift.runners import run_ocp_internal_pull_secret
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.runners import pull_secret_argument_spec
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import target_argument_spec
 
 
 def argument_spec():
-    return kube_argument_spec().merge(target_argument_spec()).add(
+    return kube_argument_spec().merge(target_argument_spec()).merge(pull_secret_argument_spec()).add(
         mutually_exclusive=[("registry_host", "route_name"), ("registry_host", "route_namespace")],
         name=dict(type="str", default="internal-registry"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
@@ -234,11 +240,8 @@ def argument_spec():
         registry_port=dict(type="int"),
         route_name=dict(type="str"),
         route_namespace=dict(type="str"),
-        email=dict(type="str"),
         service_accounts=dict(type="list", elements="str", default=["default"]),
-        service_account_timeout=dict(type="int", default=30),
         allow_expiring_token=dict(type="bool", default=False),
-        force=dict(type="bool", default=False),
     )
 
 

@@ -72,11 +72,7 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ibmcloud.registry.kube
 attributes:
-  check_mode:
-    support: full
-    description: Reads only; reports the same change a real run would make.
   diff_mode:
-    support: full
     description: Shows management state, storage backend and default route before and after.
 notes:
   - O(parallelism) has no effect; the module writes one object.
@@ -199,7 +195,10 @@ result:
       type: str
   sample: {name: cluster, action: updated}
 flavour:
-  description: What API discovery found - V(openshift4), V(openshift3) or V(kubernetes).
+  description:
+    - What API discovery found. V(openshift4) - the operator's Config is read and, when
+      asked, changed. V(openshift3) - only RV(volume) is reported, as 3.11 has no image
+      registry operator, and a change fails. V(kubernetes) - the task fails.
   returned: always
   type: str
 """

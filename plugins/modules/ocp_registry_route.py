@@ -121,10 +121,8 @@ extends_documentation_fragment:
   - ibmcloud.registry.kube
 attributes:
   check_mode:
-    support: full
     description: Reads only; reports the same change a real run would make. Does not wait.
   diff_mode:
-    support: full
     description: Shows the managed fields; certificates as C(sha256:) fingerprints, the key redacted.
 notes:
   - O(parallelism) has no effect; the module writes one object.
@@ -210,7 +208,11 @@ service:
   type: str
   sample: image-registry
 flavour:
-  description: What API discovery found - V(openshift4), V(openshift3) or V(kubernetes).
+  description:
+    - What API discovery found; it chose the defaults of O(namespace) and O(service).
+    - V(openshift4) (C(image-registry) in C(openshift-image-registry)) or V(openshift3)
+      (C(docker-registry) in C(default)); with V(kubernetes), which serves no Routes, the
+      task fails before any write.
   returned: always
   type: str
   sample: openshift4

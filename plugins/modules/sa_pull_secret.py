@@ -75,7 +75,6 @@ extends_documentation_fragment:
   - ibmcloud.registry.targeting
 attributes:
   diff_mode:
-    support: full
     description: Shows the reference lists before and after, per service account.
 seealso:
   - module: ibmcloud.registry.icr_pull_secret

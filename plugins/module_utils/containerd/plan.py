@@ -99,12 +99,8 @@ def registry_directory(registry, where="registry"):
                                    "or _default" % where)
     if registry == DEFAULT_REGISTRY:
         return registry
-    match = _REGISTRY.match(registry)
-    if not match or not _valid_port(match.group("port")):
-        raise ContainerdHostsError(
-            "%s %r is not a registry host namespace: use host, host:port, [ipv6]:port or "
-            "_default, without scheme or path" % (where, registry))
-    return registry
+    return _matched(_REGISTRY, registry, "%s %r is not a registry host namespace: use host, host:port, "
+                    "[ipv6]:port or _default, without scheme or path" % (where, registry))
 
 
 def configmap_key(directory):
@@ -112,18 +108,19 @@ def configmap_key(directory):
     return _CONFIGMAP_KEY_UNSAFE.sub("_", directory) + "." + HOSTS_FILE
 
 
-def _valid_port(port):
-    return port is None or 0 < int(port) < 65536
+def _matched(pattern, value, message):
+    """``value`` if ``pattern`` matches it, its port (if any) 1 to 65535; else ContainerdHostsError."""
+    match = pattern.match(value) if isinstance(value, str) else None
+    port = match.group("port") if match else None
+    if not match or not (port is None or 0 < int(port) < 65536):
+        raise ContainerdHostsError(message)
+    return value
 
 
 def validate_url(url, where):
     """An http(s) URL of a registry host, with an optional path; returned unchanged."""
-    match = _URL.match(url) if isinstance(url, str) else None
-    if not match or not _valid_port(match.group("port")):
-        raise ContainerdHostsError(
-            "%s %r is not a registry URL: use http(s)://host[:port][/path] without "
-            "credentials, query or fragment" % (where, url))
-    return url
+    return _matched(_URL, url, "%s %r is not a registry URL: use http(s)://host[:port][/path] without "
+                    "credentials, query or fragment" % (where, url))
 
 
 def parse_version(text):

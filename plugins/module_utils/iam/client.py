@@ -221,31 +221,34 @@ class IamClient:
                 return func(**kwargs)
             except ApiException as exc:
                 response = getattr(exc, "http_response", None)
-                if exc.status_code in RETRYABLE_STATUS and attempt < self.retries:
-                    self._before_retry()
-                    self._sleep(_retry_after(getattr(response, "headers", None), attempt))
+                if exc.status_code in RETRYABLE_STATUS and \
+                        self._waited_to_retry(attempt, getattr(response, "headers", None)):
                     attempt += 1
                     continue
                 raise self._api_error(operation, exc, attempt)
             except requests.exceptions.RetryError as exc:
                 # The SDK's urllib3 retries (if anything enabled them) ran out.
-                if attempt < self.retries:
-                    self._before_retry()
-                    self._sleep(_retry_after(None, attempt))
+                if self._waited_to_retry(attempt):
                     attempt += 1
                     continue
                 raise IamError("IAM call %s failed: the service kept answering 429 or 5xx after %d "
                                "attempts (%s)" % (self._describe(operation), attempt + 1,
                                                   exc.__class__.__name__), status=429, operation=operation)
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                if attempt < self.retries:
-                    self._before_retry()
-                    self._sleep(_retry_after(None, attempt))
+                if self._waited_to_retry(attempt):
                     attempt += 1
                     continue
                 raise IamError("IAM call %s failed: could not reach %s after %d attempts (%s)"
                                % (self._describe(operation), self.base_url, attempt + 1,
                                   exc.__class__.__name__), operation=operation)
+
+    def _waited_to_retry(self, attempt, headers=None):
+        """False when ``attempt`` was the last one; else True, after the pause before the next."""
+        if attempt >= self.retries:
+            return False
+        self._before_retry()
+        self._sleep(_retry_after(headers, attempt))
+        return True
 
     def _before_retry(self):
         """Forget a failed token request: the SDK's token manager otherwise believes one

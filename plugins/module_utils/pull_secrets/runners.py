@@ -60,15 +60,24 @@ ENTITLED_SECRET_NAME = "entitled-cp-icr-io"
 
 
 def pull_secret_argument_spec():
-    """Options of the modules that write an IBM Cloud Container Registry pull secret into many
-    namespaces and link it. Doc fragment: ibmcloud.registry.pull_secret."""
+    """Options of the modules that write one pull secret into many namespaces and link it
+    (icr_pull_secret, iam_pull_secret, ocp_internal_pull_secret). Doc fragment:
+    ibmcloud.registry.pull_secret."""
+    return ArgumentSpec(dict(
+        email=dict(type="str"),
+        service_account_timeout=dict(type="int", default=30),
+        force=dict(type="bool", default=False),
+    ))
+
+
+def icr_secret_argument_spec():
+    """The icr.io domains of an IBM Cloud Container Registry pull secret and the service
+    accounts that reference it (icr_pull_secret, iam_pull_secret). Doc fragment:
+    ibmcloud.registry.icr_secret."""
     return ArgumentSpec(dict(
         regions=dict(type="list", elements="str", default=["all"]),
         endpoints=dict(type="list", elements="str", choices=list(ICR_ENDPOINTS), default=list(ICR_ENDPOINTS)),
-        email=dict(type="str"),
         service_accounts=dict(type="list", elements="str", default=[]),
-        service_account_timeout=dict(type="int", default=30),
-        force=dict(type="bool", default=False),
     ))
 
 

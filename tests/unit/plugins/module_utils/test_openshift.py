@@ -421,6 +421,7 @@ def test_parse_target(target, parsed):
 
 
 @pytest.mark.parametrize("target, message", [
+    ("", "must be a non-empty string"),
     ("app:1.0", "names no project"),
     ("Team/app:1", "not a valid project name"),
     ("ns/App:1", "not a valid image stream name"),
