@@ -204,11 +204,11 @@ api_key:
     - The key the secrets hold - C(id), C(name), C(created_at), C(managed) (created by this
       collection), C(action) (V(unchanged) when reused, V(created), or V(deleted) when no
       secret could take it), C(rotated) (true when this run rotated) and C(fingerprint)
-      (C(sha256:) of the value). Never the value.
+      (an C(scrypt:) fingerprint of the value, computed as for the secrets). Never the value.
   returned: when state is present
   type: dict
   sample: {id: ApiKey-2b9d..., name: mycluster-payments-key, created_at: "2026-01-02T03:04+0000", managed: true,
-           action: unchanged, rotated: false, fingerprint: "sha256:9f86d0..."}
+           action: unchanged, rotated: false, fingerprint: "scrypt:5c1e07..."}
 deleted_api_keys:
   description: Keys deleted by a rotation, after a grace period or by O(state=absent) (id, name, created_at, managed).
   returned: always

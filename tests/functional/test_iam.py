@@ -205,7 +205,12 @@ def test_first_run_creates_everything_and_rerun_is_no_change_with_zero_writes(pl
         assert len(values) == 1 and key_id_of(standin, next(iter(values))) == key["id"]
         minted |= values
         assert pull_refs(core, name) == ["icr-io"]
-    assert result_key["fingerprint"] == "sha256:" + hashlib.sha256(next(iter(minted)).encode()).hexdigest()
+    # The key's fingerprint is the collection's one fingerprint (scrypt), not a plain hash of the value.
+    from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import (  # pylint: disable=import-outside-toplevel
+        fingerprint,
+    )
+    assert result_key["fingerprint"] == fingerprint(next(iter(minted)))
+    assert result_key["fingerprint"] != "sha256:" + hashlib.sha256(next(iter(minted)).encode()).hexdigest()
 
     iam_mark, kube_mark = standin.mark(), audit.mark()
     second = plays.run(tasks)

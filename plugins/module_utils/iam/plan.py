@@ -16,7 +16,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
-import hashlib
 import re
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import (
@@ -378,11 +377,6 @@ def key_summary(key, action=None):
     if action:
         summary["action"] = action
     return summary
-
-
-def value_fingerprint(value):
-    """``sha256:`` of a key value, to tell keys apart in results without showing them."""
-    return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
 def candidate_keys(documents):

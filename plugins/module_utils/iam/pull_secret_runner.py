@@ -49,7 +49,6 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.iam.plan import 
     service_id_name_error,
     service_id_summary,
     utc_stamp,
-    value_fingerprint,
 )
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.client import find_named
 from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.plan import is_managed
@@ -311,7 +310,7 @@ class _PullSecretRun:
         key_after = key_summary(key, action)
         key_after["rotated"] = rotating and action != "deleted"
         if value != CHECK_MODE_KEY:
-            key_after["fingerprint"] = value_fingerprint(value)
+            key_after["fingerprint"] = fingerprint(value)
             self.extra["fingerprint"] = fingerprint(desired)
         self.extra.update(api_key=key_after, deleted_api_keys=deleted, retired_api_keys=retired,
                           namespaces_holding_old_key=still_old, servers=sorted(desired["auths"]))

@@ -209,8 +209,6 @@ def test_key_summary_never_carries_the_value():
                               "description": ip.key_description("")}, "created")
     assert "secret-value" not in repr(summary)
     assert summary == {"id": "k", "name": "n", "created_at": "t", "managed": True, "action": "created"}
-    assert ip.value_fingerprint("secret-value").startswith("sha256:")
-    assert "secret-value" not in ip.value_fingerprint("secret-value")
 
 
 def test_candidate_keys_come_from_iamapikey_entries_most_shared_first():
