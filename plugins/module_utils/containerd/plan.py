@@ -21,7 +21,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
-import hashlib
 import json
 import os
 import re
@@ -29,6 +28,7 @@ import traceback
 
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.ibmcloud.registry.plugins.module_utils.common.redaction import REDACTED
+from ansible_collections.ibmcloud.registry.plugins.module_utils.pull_secrets.dockerconfig import fingerprint
 
 try:
     import tomli_w
@@ -523,7 +523,7 @@ MANIFEST_KEY = "manifest"
 def cluster_bundle(registries, prune=False, script=""):
     """ConfigMap data and checksum for cluster mode.
 
-    Returns ``{"data": {key: text}, "checksum": "sha256:...", "directories":
+    Returns ``{"data": {key: text}, "checksum": "scrypt:...", "directories":
     {directory: key}, "sensitive": bool, "marker": MARKER_FILE}``. ``data`` holds one
     hosts.toml per present registry and ``manifest``, the lines the role's init-container
     script (``roles/containerd_hosts/templates/``) follows: ``install <key> <directory>
@@ -554,6 +554,8 @@ def cluster_bundle(registries, prune=False, script=""):
     if prune:
         lines.append("prune")
     data[MANIFEST_KEY] = "".join(line + "\n" for line in lines)
-    digest = hashlib.sha256(json.dumps({"data": data, "script": script or ""}, sort_keys=True).encode("utf-8"))
-    return {"data": data, "checksum": "sha256:" + digest.hexdigest(), "directories": keys,
+    # The checksum is an annotation anyone who may read DaemonSets sees, and the data can
+    # hold header values (credentials): the collection's slow, salted fingerprint, not a hash
+    # that a guessed header could be checked against.
+    return {"data": data, "checksum": fingerprint({"data": data, "script": script or ""}), "directories": keys,
             "sensitive": sensitive, "marker": MARKER_FILE}

@@ -173,5 +173,5 @@ def test_kubespray_translation_and_cluster_bundle(fuzz, entries, prune):
     if registries is not None:
         bundle = fuzz.call(fuzz.find("containerd", "cluster_bundle"), registries, prune)
         if bundle is not None:
-            assert bundle["checksum"].startswith("sha256:")
+            assert bundle["checksum"].startswith("scrypt:")
             assert set(bundle["directories"].values()) <= set(bundle["data"])

@@ -108,6 +108,25 @@ def test_script_refuses_an_unknown_manifest_line_and_a_missing_marker_name(tmp_p
     assert refused.returncode != 0 and "marker" in refused.stderr
 
 
+def test_checksum_is_no_plain_hash_of_the_header_values():
+    """The pod template's checksum is readable without access to the Secret that holds the
+    headers: it must not let anyone check a guessed header offline."""
+    import hashlib
+    import json
+
+    secret_header = {"registry": "myreg.example.com", "server": "https://myreg.example.com",
+                     "hosts": [{"url": "https://myreg.example.com",
+                                "headers": {"Authorization": "Basic cm9ib3Q6d2Vhaw=="}}]}
+    bundle = plan.cluster_bundle([secret_header], script="#!/bin/sh\n")
+    assert bundle["sensitive"] is True
+    assert bundle["checksum"].startswith("scrypt:")
+    plain = json.dumps({"data": bundle["data"], "script": "#!/bin/sh\n"}, sort_keys=True).encode("utf-8")
+    digests = {hashlib.new(name, value).hexdigest() for name in ("sha256", "sha1", "md5")
+               for value in [plain] + [text.encode("utf-8") for text in bundle["data"].values()]}
+    assert bundle["checksum"].split(":", 1)[1] not in digests
+    assert "cm9ib3Q6d2Vhaw" not in bundle["checksum"]
+
+
 def test_checksum_changes_with_the_script_or_the_data():
     script = render_script()
     base = plan.cluster_bundle([DOCKER], script=script)["checksum"]
