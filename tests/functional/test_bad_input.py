@@ -207,6 +207,11 @@ CASES = {
          ["build_configs names a BuildConfig more than once"]),
         ("image-stream-no-images", {IST: {"namespace": "{{ ns_ok }}", "images": []}},
          ["images must name at least one image"]),
+        # The stream's project does not exist: refused before the create would be sent.
+        ("image-stream-namespace-does-not-exist", {IST: {"namespace": "{{ ns_ok }}", "images": [
+            {"source": "us.icr.io/team/app:1", "target": "app:1"},
+            {"source": "us.icr.io/team/app:1", "target": "bad-input-gone-4/app:1"}]}},
+         ["namespaces: bad-input-gone-4 does not exist; create it first"]),
     ],
     "nodes": [
         ("containerd-registry-is-url", ctd(registry="https://myreg.example.com"),

@@ -178,6 +178,25 @@ def missing_namespace_error(missing):
                                              "it" if len(missing) == 1 else "them"))
 
 
+def require_namespaces(client, names):
+    """KubeError (404) naming those of ``names`` that do not exist; one LIST of namespaces.
+
+    For modules whose targets name their namespace (``<project>/<stream>``): a write into
+    a namespace that does not exist is refused before the first write. Under namespaced
+    RBAC (no LIST of namespaces) the names are taken as given.
+    """
+    try:
+        known = set(_list_namespaces(client))
+    except KubeError as exc:
+        if exc.status == 403:
+            return
+        raise
+    missing = sorted(set(names) - known)
+    if missing:
+        raise KubeError("namespaces: %s do%s not exist; create %s first" % (
+            ", ".join(missing), "es" if len(missing) == 1 else "", "it" if len(missing) == 1 else "them"), status=404)
+
+
 def _existing(client, names, params):
     try:
         known = set(_list_namespaces(client))

@@ -42,6 +42,7 @@ from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.service_acc
 from ansible_collections.ibmcloud.registry.plugins.module_utils.kube.targeting import (
     namespace_name_error,
     object_name_error,
+    require_namespaces,
     resolve_namespaces,
 )
 
@@ -542,6 +543,7 @@ def run_ocp_image_stream_tag(module):
     client, api, _groups, flavour = _connect(module, "ocp_image_stream_tag", ["image.openshift.io"])
     namespaces = sorted(set(namespace for (namespace, _stream), _entries in streams))
     try:
+        require_namespaces(client, namespaces)
         listed = map_bounded(lambda ns: api.list(ocp.IMAGE_API, "ImageStream", ns), namespaces,
                              params["parallelism"])
     except (KubeError, ocp.OpenShiftError) as exc:

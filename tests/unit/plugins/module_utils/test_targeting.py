@@ -95,6 +95,19 @@ def test_named_namespaces_that_do_not_exist_fail_before_any_write():
     assert client.lists == 1
 
 
+def test_require_namespaces_names_the_missing_ones_and_trusts_names_under_namespaced_rbac():
+    client = NamespaceLister(["default", "a"])
+    t.require_namespaces(client, ["a", "default"])
+    with pytest.raises(t.KubeError) as info:
+        t.require_namespaces(client, ["a", "gone"])
+    assert (str(info.value), info.value.status) == ("namespaces: gone does not exist; create it first", 404)
+    assert client.lists == 2
+    # A Role in each namespace, no LIST of namespaces: the names are used as given.
+    t.require_namespaces(NamespaceLister([], error=t.KubeError("forbidden", status=403)), ["a"])
+    with pytest.raises(t.KubeError):
+        t.require_namespaces(NamespaceLister([], error=t.KubeError("boom", status=500)), ["a"])
+
+
 def test_missing_namespaces_skip_warns_per_namespace():
     client = NamespaceLister(["default", "a"])
     chosen = t.resolve_namespaces(client, params(namespaces=["gone", "a"], state="present",
