@@ -87,4 +87,3 @@ def test_the_drill_fails_when_the_old_key_goes_before_the_secrets_change(env, co
     assert len(result.token_refused) >= len(result.failed)
     assert all(e["time"] > result.old_key_deleted for e in result.token_refused)
     assert result.new_key_id is None and result.old_key_valid_for is None
-
