@@ -45,8 +45,9 @@ message in the HTTP reason phrase, which is how a pod's events say why.
 ``GET /oauth/token`` (Docker token spec: basic auth, ``service``, ``scope`` repeated,
 ``account``; answers ``token`` and ``access_token``) and ``POST /oauth/token`` (OAuth2
 password grant, as containerd sends it; answers ``access_token``). The request log
-(:meth:`TokenServiceStandIn.requests`) has service, username, scopes, status, code and
-message, never a key.
+(:meth:`TokenServiceStandIn.requests`) has service, username, scopes, status, code,
+message and, for an API key IAM knows, its ``key_id`` (which key a pull used: the rotation
+drill), never a key value.
 """
 
 from __future__ import annotations
@@ -352,8 +353,10 @@ class TokenServiceStandIn:
             return len(self.log)
 
     # the decision
-    def decide(self, service: str, username: str | None, password: str | None, scopes: list) -> tuple:
-        """(subject, access) for a token, or TokenError."""
+    def decide(self, service: str, username: str | None, password: str | None, scopes: list,
+               note: dict | None = None) -> tuple:
+        """(subject, access) for a token, or TokenError; ``note`` gets the ``key_id`` of an
+        IAM API key that IAM knows (an ID, never the value)."""
         spec = self.services.get(service)
         if spec is None:
             raise TokenError(400, "UNSUPPORTED", "unknown service %r (this realm serves %s)"
@@ -370,7 +373,7 @@ class TokenServiceStandIn:
             return username, [dict(s) for s in scopes]
         if spec["kind"] == "entitled":
             return self._entitled(service, username, password, scopes)
-        return self._iam(service, username, password, scopes)
+        return self._iam(service, username, password, scopes, {} if note is None else note)
 
     def _entitled(self, service, username, password, scopes):
         if username != "cp":
@@ -389,7 +392,7 @@ class TokenServiceStandIn:
                                  % (",".join(a for a in scope["actions"] if a != "pull"), scope["name"]))
         return "cp", [dict(s) for s in scopes]
 
-    def _iam(self, service, username, password, scopes):
+    def _iam(self, service, username, password, scopes, note):
         if username != "iamapikey":
             raise TokenError(401, "UNAUTHORIZED", "%s takes username iamapikey with an IAM API key, not %r"
                              % (service, username[:64]))
@@ -398,6 +401,7 @@ class TokenServiceStandIn:
         if not user_token or not details:
             raise TokenError(401, "UNAUTHORIZED", "IAM does not know this API key (deleted, disabled or "
                              "never created)")
+        note["key_id"] = details.get("id")
         if details.get("disabled"):
             raise TokenError(401, "UNAUTHORIZED", "the API key %s is disabled" % details.get("id"))
         iam_id, account_id = details["iam_id"], details["account_id"]
@@ -473,7 +477,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _token(self, path, read, method):
         service = self.service
         entry = {"time": time.time(), "method": method, "service": None, "username": None, "scopes": [],
-                 "status": None, "code": None, "message": None}
+                 "status": None, "code": None, "message": None, "key_id": None}
         scope_text = ""
         try:
             if path != service.path:
@@ -482,7 +486,7 @@ class _Handler(BaseHTTPRequestHandler):
             scope_text = " ".join(raw_scopes)
             entry.update(service=name, username=username, scopes=list(raw_scopes))
             scopes = [parse_scope(s) for s in raw_scopes]
-            subject, access = service.decide(name, username, password, scopes)
+            subject, access = service.decide(name, username, password, scopes, entry)
             token = service.sign(name, subject, access)
             issued = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
             document = {"access_token": token, "expires_in": TOKEN_TTL, "issued_at": issued}
