@@ -64,8 +64,8 @@ def test_paths_share_a_host_within_a_namespace_only():
 
 
 def test_a_certificate_that_does_not_parse_fails_extended_validation():
-    bad = route("a", "r", "x.example.com", tls={"termination": "edge", "certificate": "-----BEGIN CERTIFICATE-----\n"
-                                                 "bm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"})
+    garbage = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
+    bad = route("a", "r", "x.example.com", tls={"termination": "edge", "certificate": garbage})
     (write,) = router.decide([bad], set(), DOMAIN)
     (entry,) = write[1]["status"]["ingress"]
     assert entry["conditions"][0]["reason"] == "ExtendedValidationFailed"
