@@ -15,8 +15,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import codecs
 import collections
 import json
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -58,13 +60,19 @@ except ImportError as exc:  # pragma: no cover - reported by require_kubernetes(
         pass
 
 RETRYABLE_STATUS = frozenset([429, 500, 502, 503, 504])
-# Objects per LIST page: one page for up to this many namespaces (a no-op run stays at
-# one request per resource type), bounded memory beyond.
-LIST_PAGE_SIZE = 2000
+# Most objects per LIST page. A LIST body is decoded one item at a time (_ListBody), so
+# the page size costs the module no memory; the bound keeps one response of the API
+# server (which builds and sends it whole) well inside its request timeout.
+LIST_PAGE_SIZE = 10000
 # Calls waiting per thread of map_bounded: enough to keep every thread busy.
 QUEUED_PER_THREAD = 4
 # The smallest page of a LIST for a few namespaces' objects (see named_page_size).
-MIN_NAMED_PAGE = 250
+MIN_NAMED_PAGE = 500
+# Same-name objects outside any target set that a cluster always has: the ``default``
+# ServiceAccount of its system namespaces (4 on Kubernetes, about 80 on OpenShift).
+NAMED_PAGE_SLACK = 200
+# Bytes of a LIST response read at a time.
+LIST_CHUNK = 64 * 1024
 WRITE_VERBS = frozenset(["create", "update", "patch", "delete"])
 # Objects the collection creates carry this label; only they are deleted without force.
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -163,6 +171,134 @@ def translate_api_exception(exc, what):
     return KubeError(message, status=status, reason=getattr(exc, "reason", None))
 
 
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+class MalformedBody(ValueError):
+    """A response body that is not the JSON object a LIST returns."""
+
+
+class _ListBody:
+    """The items of a LIST response body, decoded one at a time as its chunks arrive.
+
+    The top-level keys may come in any order. Each element of ``items`` is decoded on
+    its own with JSONDecoder.raw_decode over a rolling buffer, so the memory of a LIST
+    is one item plus a chunk whatever the page size; every other key (``metadata``,
+    which holds the continue token, ``kind``, ``apiVersion``) is decoded whole into
+    ``fields``. Errors are MalformedBody, json's JSONDecodeError or UnicodeDecodeError,
+    all ValueErrors.
+    """
+
+    def __init__(self, chunks):
+        self._chunks = iter(chunks)
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self._decoder = json.JSONDecoder()
+        self._buf, self._pos, self._eof = "", 0, False
+        self.fields = {}
+
+    def _fill(self, wanted):
+        """Read until ``wanted`` characters are unread or the body ends."""
+        parts = [self._buf[self._pos:]]
+        size = len(parts[0])
+        while size < wanted and not self._eof:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                self._eof = True
+                text = self._utf8.decode(b"", True)
+            else:
+                text = self._utf8.decode(chunk)
+            parts.append(text)
+            size += len(text)
+        self._buf, self._pos = "".join(parts), 0
+
+    def _peek(self):
+        """The next character after whitespace, "" at the end of the body."""
+        while True:
+            self._pos = _WHITESPACE.match(self._buf, self._pos).end()
+            if self._pos < len(self._buf):
+                return self._buf[self._pos]
+            if self._eof:
+                return ""
+            self._fill(1)
+
+    def _take(self, allowed):
+        char = self._peek()
+        if not char or char not in allowed:
+            raise MalformedBody("expected %s at %s" % (" or ".join(repr(c) for c in allowed),
+                                                       "the end of the body" if not char else repr(char)))
+        self._pos += 1
+        return char
+
+    def _value(self):
+        """The next JSON value, read on until it is complete."""
+        self._peek()
+        while True:
+            try:
+                value, end = self._decoder.raw_decode(self._buf, self._pos)
+            except ValueError:
+                if self._eof:
+                    raise
+                end = None
+            # A value that ends with the buffer may go on in the next chunk (a number).
+            if end is not None and (end < len(self._buf) or self._eof):
+                self._pos = end
+                return value
+            # At least double what is unread, so that an item of many chunks is
+            # re-parsed a few times, not once per chunk.
+            self._fill(2 * (len(self._buf) - self._pos) + 1)
+
+    def items(self):
+        """Yield each element of ``items``, then check that the body ends there."""
+        self._take("{")
+        if self._peek() == "}":
+            self._pos += 1
+        else:
+            while True:
+                key = self._value()
+                if not isinstance(key, str):
+                    raise MalformedBody("expected a key, got %r" % (key,))
+                self._take(":")
+                if key == "items" and self._peek() == "[":
+                    self._pos += 1
+                    if self._peek() == "]":
+                        self._pos += 1
+                    else:
+                        while True:
+                            yield self._value()
+                            if self._take(",]") == "]":
+                                break
+                elif key == "items":
+                    if self._value() is not None:
+                        raise MalformedBody("items is not a list")
+                else:
+                    self.fields[key] = self._value()
+                if self._take(",}") == "}":
+                    break
+        # Reading to the end also hands the connection back to the pool.
+        if self._peek():
+            raise MalformedBody("data after the end of the object")
+
+    def continue_token(self):
+        metadata = self.fields.get("metadata")
+        return metadata.get("continue") if isinstance(metadata, dict) else None
+
+
+def _body_chunks(response):
+    """The body of a response in chunks (urllib3's stream), or whole when it is preloaded."""
+    stream = getattr(response, "stream", None)
+    if stream is None:
+        return [response.data or b""]
+    return stream(LIST_CHUNK)
+
+
+def _close(response):
+    """Drop a connection whose body may be half read; nothing left to do after a full read."""
+    for name in ("close", "release_conn"):
+        method = getattr(response, name, None)
+        if method is not None:
+            method()
+
+
 class KubeClient:
     """Typed CoreV1 access, a dynamic client for other groups, one retry policy."""
 
@@ -217,31 +353,51 @@ class KubeClient:
         so a connection dropped half-way through it is retried like any other.
         """
         def request():
-            return json.loads(func(*args, _preload_content=False, **kwargs).data or b"{}")
+            data = func(*args, _preload_content=False, **kwargs).data or b"{}"
+            try:
+                return json.loads(data)
+            except ValueError as exc:
+                raise KubeError("Malformed response to %s: %s" % (what, exc))
 
         return self.call(what, request)
 
     def list_json(self, what, func, page_size=LIST_PAGE_SIZE, keep=None, **kwargs):
         """Every item of a LIST as JSON data, read in pages of ``page_size`` objects.
 
-        ``keep`` (item -> value) is applied as each page arrives, so that only what the
-        caller needs stays in memory however many objects the cluster holds; items it
-        maps to None are dropped. One page at a time is in memory: a page is released
-        before the next is requested.
+        Each item is decoded on its own as the body arrives and handed to ``keep``
+        (item -> value), so that only what the caller needs stays in memory however
+        many objects a page or the cluster holds; items it maps to None are dropped.
+        A page whose connection drops half-way is read again from its start, so
+        ``keep`` may see some items twice and must not count them.
         """
         items, token = [], None
         while True:
             page = dict(kwargs, limit=page_size, **({"_continue": token} if token else {}))
-            body = self.call_json(what, func, **page)
-            token = (body.get("metadata") or {}).get("continue")
-            if keep is None:
-                items.extend(body.get("items") or [])
-            else:
-                items.extend(kept for kept in (keep(item) for item in body.get("items") or [])
-                             if kept is not None)
-            del body, page
+            kept, token = self.call(what, self._read_page, what, func, page, keep)
+            items.extend(kept)
             if not token:
                 return items
+
+    @staticmethod
+    def _read_page(what, func, page, keep):
+        """(kept values, continue token) of one LIST request, its body streamed."""
+        response = func(_preload_content=False, **page)
+        body = _ListBody(_body_chunks(response))
+        decoded, kept = body.items(), []
+        try:
+            while True:
+                try:
+                    item = next(decoded)
+                except StopIteration:
+                    return kept, body.continue_token()
+                except ValueError as exc:
+                    raise KubeError("Malformed response to %s: %s" % (what, exc))
+                value = item if keep is None else keep(item)
+                if value is not None:
+                    kept.append(value)
+                del item, value
+        finally:
+            _close(response)
 
     def resource(self, api_version, kind):
         """A dynamic-client resource for API groups the typed client lacks.
@@ -296,13 +452,10 @@ def read_or_none(client, what, func, *args, **kwargs):
         raise
 
 
-# Per resource kind: the cluster-wide LIST and the namespaced GET of the typed client, and
-# the most objects per page: a pull secret carries a dockerconfig of up to 26 registries
-# (5 KB of base64), so a page of 2000 would be about 40 MiB in memory while it is parsed.
+# Per resource kind: the cluster-wide LIST and the namespaced GET of the typed client.
 _FINDERS = {
-    "Secret": ("list_secret_for_all_namespaces", "read_namespaced_secret", 1000),
-    "ServiceAccount": ("list_service_account_for_all_namespaces",
-                       "read_namespaced_service_account", LIST_PAGE_SIZE),
+    "Secret": ("list_secret_for_all_namespaces", "read_namespaced_secret"),
+    "ServiceAccount": ("list_service_account_for_all_namespaces", "read_namespaced_service_account"),
 }
 
 
@@ -315,24 +468,25 @@ def _slim(obj):
 def named_page_size(wanted, largest=LIST_PAGE_SIZE):
     """Objects per page of a cluster-wide LIST for ``wanted`` namespaces.
 
-    About as many as the caller wants (at least MIN_NAMED_PAGE, at most ``largest``): a
-    page then holds the target set in one request, while the same-name objects of the
-    other namespaces of a crowded cluster pass a small page at a time instead of
-    thousands at once.
+    The target set plus NAMED_PAGE_SLACK (at least MIN_NAMED_PAGE, at most ``largest``):
+    one page then holds the targets' objects and those of the system namespaces, so a
+    no-op run reads each kind in one request, and the page is not filled exactly (a
+    full page brings a continue token and one more, empty, request). Memory does not
+    depend on it: items are decoded one at a time.
     """
-    return max(MIN_NAMED_PAGE, min(largest, wanted))
+    return max(MIN_NAMED_PAGE, min(largest, wanted + NAMED_PAGE_SLACK))
 
 
 def find_named(client, kind, name, namespaces, parallelism=8, keep=_slim):
     """{namespace: keep(object as a dict)} for the objects of ``kind`` called ``name``.
 
     One cluster-wide LIST with a field selector serves any number of namespaces; each
-    page is filtered to the target namespaces and reduced with ``keep`` as it arrives,
-    so memory follows the target set, not what the cluster holds. When RBAC forbids
+    object is filtered to the target namespaces and reduced with ``keep`` as it is
+    decoded, so memory follows the target set, not what the cluster holds. When RBAC forbids
     cluster-wide reads (namespaced Roles), fall back to one GET per namespace, in
     bounded parallel. Namespaces without the object are absent from the result.
     """
-    list_method, read_method, largest_page = _FINDERS[kind]
+    list_method, read_method = _FINDERS[kind]
     wanted = set(namespaces)
     if len(wanted) > 1:
         found = {}
@@ -344,7 +498,7 @@ def find_named(client, kind, name, namespaces, parallelism=8, keep=_slim):
 
         try:
             client.list_json(describe_target("list", kind), getattr(client.core, list_method),
-                             page_size=named_page_size(len(wanted), largest_page), keep=collect,
+                             page_size=named_page_size(len(wanted)), keep=collect,
                              field_selector="metadata.name=%s" % name)
             return found
         except KubeError as exc:
