@@ -163,8 +163,8 @@ def standins(state_dir: str) -> int:
                   % (regs.addresses[US], image))
             print("  its token service STAND-IN (tests/standins/token_service.py) at %s asks the IAM stand-in"
                   % regs.token.realm)
-            print("The node's hosts.toml sends us.icr.io to https://%s (%s)" % (regs.addresses[US],
-                                                                              os.path.join(certs, US)))
+            print("The node's hosts.toml sends us.icr.io to https://%s (%s)"
+                  % (regs.addresses[US], os.path.join(certs, US)))
             print("Backstop: the node's /etc/hosts maps %s to 127.0.0.1" % ", ".join(backstop))
             sys.stdout.flush()
             seen = None
