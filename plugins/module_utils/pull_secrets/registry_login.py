@@ -28,7 +28,6 @@ import socket
 from ansible.module_utils.six.moves import http_client
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import urlencode
-from ansible.module_utils.urls import open_url
 
 from ansible_collections.ibmcloud.registry.plugins.module_utils.common.redaction import REDACTED
 
@@ -171,6 +170,10 @@ def _read(handle):
 
 def _get(url, headers, ca_path, timeout):
     """(status, headers, body) of a GET; HTTP errors are answers, not exceptions."""
+    # Imported here: ansible.module_utils.urls loads cryptography (about 7% of a module's
+    # start), and only runs that check a login need it. AnsiballZ still bundles it.
+    from ansible.module_utils.urls import open_url  # pylint: disable=import-outside-toplevel
+
     try:
         response = open_url(url, method="GET", headers=headers, ca_path=ca_path,
                             timeout=timeout, validate_certs=True, follow_redirects="safe")
