@@ -203,8 +203,9 @@ def iam_module(bench: Bench, ns_set: NamespaceSet, run: str, expect_changed: int
                 "service_id": IAM_SERVICE_ID, "name": IAM_SECRET, "iam_url": bench.iam.url,
                 "namespace_selector": [ns_set.selector], "service_accounts": ["default"],
                 "parallelism": bench.parallelism}}
-    return bench.measure(IAM_PATH, run, ns_set, lambda: _play(bench, "iam", [task], expect_changed=expect_changed,
-                                                                env=iam_env(bench)), verify=_iam_check(bench))
+    return bench.measure(IAM_PATH, run, ns_set,
+                         lambda: _play(bench, "iam", [task], expect_changed=expect_changed, env=iam_env(bench)),
+                         verify=_iam_check(bench))
 
 
 def iam_floor(bench: Bench, ns_set: NamespaceSet) -> Measurement:

@@ -241,19 +241,19 @@ def module_table(results: list) -> str:
     """The other modules' rows: first run against the floor, and the no-op rerun (no target)."""
     lines = ["| module | N | first run s | its floor s (requests alone) | no-op rerun s | no-op requests "
              "| IAM requests, first run | IAM requests, floor |", "|---|--:|--:|--:|--:|---|---|---|"]
+
+    def iam(m):
+        return _verbs(m.extra.get("iam_requests") or {}) if m and "iam_requests" in m.extra else "-"
+
     for path, floor_path in MODULE_ROWS:
         for size in sorted({m.size for m in results if m.path == path}):
             first, noop = _find(results, path, "first run", size), _find(results, path, "no-op rerun", size)
             floor = _find(results, floor_path, "first run", size)
-
-            def iam(m):
-                return _verbs(m.extra.get("iam_requests") or {}) if m and "iam_requests" in m.extra else "-"
             lines.append(f"| {path} | {size} | {_num(first and first.wall)} "
                          f"| {_num(floor and floor.wall)} ({_num(floor and floor.extra.get('work_seconds'))}) "
                          f"| {_num(noop and noop.wall)} | {noop.total_requests if noop else '-'} "
                          f"({_verbs(noop.requests) if noop else '-'}) | {iam(first)} | {iam(floor)} |")
     return "\n".join(lines) if len(lines) > 2 else ""
-
 
 
 # Issue 16: the module's peak memory, in MB (10^6 bytes), per N; and the crowded row's ratio.
