@@ -176,12 +176,16 @@ class Fleet:
         marks = self.site.marks()
         args = ("-e", "@" + self.vars_file(phase), "--forks", str(len(hosts)), "--limit", ",".join(hosts))
         self.log(f"  site.yml / {phase} / {','.join(hosts)} ...")
+        load = os.getloadavg()[0]
+        pids = [pid for info in self.site.infos.values() for pid in (info.pids or {}).values()]
         cpu_before = harness._children_cpu()  # pylint: disable=protected-access
+        busy_before = harness.busy_cpu(pids)
         started = time.perf_counter()
         result = runner.run([], plays=[{"ansible.builtin.import_playbook": "ibmcloud.registry.site"}],
                             inventory=self.site.inventory, args=args, env={"IC_API_KEY": self.iam_key})
         wall = time.perf_counter() - started
         cpu = harness._children_cpu() - cpu_before  # pylint: disable=protected-access
+        others = max(0.0, harness.busy_cpu(pids) - busy_before - cpu)
         result.document = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
         requests = {}
         for host in hosts:
@@ -194,8 +198,8 @@ class Fleet:
         measured = harness.Measurement(
             FLEET if len(hosts) > 1 else ONE, f"{len(hosts)} cluster(s), forks {len(hosts)}", self.namespaces,
             wall, cpu, dict(sorted(requests.items())), 0, None, "", ok=not problem, problem=problem,
-            extra={"hosts": hosts, "changed": {h: stats.get(h, {}).get("changed") for h in hosts}})
-        self.log(f"    {wall:.2f}s (CPU {cpu:.2f}s), {measured.total_requests} requests"
+            load=load, others_cpu=round(others, 2), extra={"hosts": hosts, "changed": {h: stats.get(h, {}).get("changed") for h in hosts}})
+        self.log(f"    {wall:.2f}s (CPU {cpu:.2f}s, others {others:.2f}s), {measured.total_requests} requests"
                  f"{'' if measured.ok else ' FAILED: ' + problem[:300]}")
         return measured
 
@@ -269,6 +273,7 @@ def fleet_runs(workdir: str, clusters: int, namespaces: int, log) -> list:
     total = dataclasses.replace(
         serial[0], path=SERIAL, run=f"{clusters} runs of one cluster, one after another",
         wall=sum(m.wall for m in serial), cpu_seconds=sum(m.cpu_seconds for m in serial),
+        others_cpu=round(sum(m.others_cpu for m in serial), 2),
         requests=_sum_requests(serial), ok=all(m.ok for m in serial),
         problem="; ".join(m.problem for m in serial if m.problem),
         extra={"walls": [round(sum(m.wall for m in serial), 3)], "cluster_walls": [round(m.wall, 3) for m in serial]})

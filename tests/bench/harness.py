@@ -408,24 +408,7 @@ class Bench:
         return dict(sorted(counts.items()))
 
     def _busy_cpu(self) -> float:
-        """CPU seconds the machine has spent on other work than this cluster and this process.
-
-        All busy time (including steal: a hypervisor serving other guests) minus the
-        cluster's processes and this harness itself; measure() also subtracts the client.
-        """
-        with open("/proc/stat", encoding="ascii") as stat:
-            ticks = [int(value) for value in stat.readline().split()[1:9]]
-        user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
-        total = (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
-        for pid in (self.cluster.pids or {}).values():
-            try:
-                with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-                total -= (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-            except (OSError, IndexError, ValueError):
-                continue
-        own = resource.getrusage(resource.RUSAGE_SELF)
-        return total - own.ru_utime - own.ru_stime
+        return busy_cpu((self.cluster.pids or {}).values())
 
     def _phases(self, mark: int, started_at: float) -> dict:
         """When the first request arrived and the last one was answered, in s after the start.
@@ -441,6 +424,27 @@ class Bench:
             return {}
         return {"first_request_s": round(min(times) - started_at, 3),
                 "last_response_s": round(max(times) - started_at, 3)}
+
+
+def busy_cpu(cluster_pids) -> float:
+    """CPU seconds the machine has spent on other work than these cluster processes and this process.
+
+    All busy time (including steal: a hypervisor serving other guests) minus the
+    cluster's processes and this harness itself; the caller also subtracts the client.
+    """
+    with open("/proc/stat", encoding="ascii") as stat:
+        ticks = [int(value) for value in stat.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
+    total = (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+    for pid in cluster_pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total -= (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+        except (OSError, IndexError, ValueError):
+            continue
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return total - own.ru_utime - own.ru_stime
 
 
 def _timestamp(text: str) -> float:
