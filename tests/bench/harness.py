@@ -16,6 +16,7 @@ import dataclasses
 import datetime
 import itertools
 import os
+import re
 import resource
 import secrets
 import shlex
@@ -26,7 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-for _path in (os.path.join(REPO, "tests", "cluster"), os.path.join(REPO, "tests", "functional")):
+for _path in (os.path.join(REPO, "tests", "cluster"), os.path.join(REPO, "tests", "functional"),
+              os.path.join(REPO, "tests", "standins")):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
@@ -115,6 +117,10 @@ class Bench:
         self.run_id = secrets.token_hex(3)
         self.cluster = None
         self.audit = None
+        self.iam = None  # the IAM stand-in, once start_iam() ran
+        self.iam_key = ""
+        self.ocp_source = ""  # the namespace of the OpenShift stand-in's dockercfg secret
+        self.ocp_token = ""  # and its token
         self.core = None
         self._sets = []
         self._set_numbers = itertools.count()
@@ -150,6 +156,9 @@ class Bench:
         self.log(f"cluster reset ({time.monotonic() - started:.1f}s)")
 
     def close(self, keep_cluster: bool = False) -> None:
+        if self.iam is not None:
+            self.iam.stop()
+            self.iam = None
         if self.reuse:
             self._delete_sets()
         elif not keep_cluster:
@@ -231,25 +240,65 @@ class Bench:
             list(pool.map(lambda ns: self.core.delete_namespaced_secret(SECRET_NAME, ns), victims))
         return victims
 
-    def verify(self, ns_set: NamespaceSet) -> str:
-        """'' when every namespace of the set has the secret and its default SA names it once."""
+    def verify(self, ns_set: NamespaceSet, name: str = SECRET_NAME, check=None) -> str:
+        """'' when every namespace of the set has the secret and its default SA names it once.
+
+        check(decoded dockerconfig, namespace) returns what is wrong with one secret's
+        content ('' when right); by default it must be the benchmark's own (self.desired).
+        """
+        if check is None:
+            def check(config, _namespace):
+                return "" if config == self.desired else "not the expected content"
         wanted = set(ns_set.names)
         found = {s.metadata.namespace: s for s in self.core.list_secret_for_all_namespaces(
-            field_selector=f"metadata.name={SECRET_NAME}").items if s.metadata.namespace in wanted}
+            field_selector=f"metadata.name={name}").items if s.metadata.namespace in wanted}
         problems = []
-        wrong = [ns for ns in wanted if ns not in found
-                 or decode_secret(found[ns].type, found[ns].data, ns) != self.desired]
+        wrong = {}
+        for ns in wanted:
+            if ns not in found:
+                wrong[ns] = "missing"
+                continue
+            try:
+                why = check(decode_secret(found[ns].type, found[ns].data, ns), ns)
+            except ValueError as exc:
+                why = str(exc)
+            if why:
+                wrong[ns] = why
         if wrong:
-            problems.append(f"{len(wrong)} namespaces lack the expected secret (e.g. {sorted(wrong)[0]})")
+            first = sorted(wrong)[0]
+            problems.append(f"{len(wrong)} namespaces lack the expected secret (e.g. {first}: {wrong[first]})")
         accounts = self.core.list_service_account_for_all_namespaces(
             field_selector="metadata.name=default").items
         refs = {sa.metadata.namespace: [ref.name for ref in sa.image_pull_secrets or []]
                 for sa in accounts if sa.metadata.namespace in wanted}
-        unlinked = [ns for ns in wanted if refs.get(ns, []).count(SECRET_NAME) != 1]
+        unlinked = [ns for ns in wanted if refs.get(ns, []).count(name) != 1]
         if unlinked:
             problems.append(f"{len(unlinked)} default service accounts do not reference it exactly "
                             f"once (e.g. {sorted(unlinked)[0]})")
         return "; ".join(problems)
+
+    # --- IAM stand-in --------------------------------------------------------------
+
+    def start_iam(self):
+        """The LOCAL IAM STAND-IN (tests/standins/iam_server.py) on 127.0.0.1, with an admin key."""
+        if self.iam is None:
+            import iam_server  # pylint: disable=import-outside-toplevel
+
+            self.iam = iam_server.IamStandIn().start()
+            self.iam_key = self.iam.fresh_admin_key(prefix="BENCH-admin-")
+            self.log(f"IAM stand-in at {self.iam.url}")
+        return self.iam
+
+    def iam_service_id(self, name: str) -> dict:
+        """Create a service ID in the stand-in through its API (setup, not timed)."""
+        from ibm_cloud_sdk_core.authenticators import IAMAuthenticator  # pylint: disable=import-outside-toplevel
+        from ibm_platform_services import IamIdentityV1  # pylint: disable=import-outside-toplevel
+
+        import iam_server  # pylint: disable=import-outside-toplevel
+
+        identity = IamIdentityV1(authenticator=IAMAuthenticator(self.iam_key, url=self.iam.url))
+        identity.set_service_url(self.iam.url)
+        return identity.create_service_id(account_id=iam_server.DEFAULT_ACCOUNT, name=name).get_result()
 
     # --- running clients -----------------------------------------------------------
 
@@ -301,7 +350,7 @@ class Bench:
         return max(0.0, pairs[len(pairs) // 2])
 
     def measure(self, path: str, run: str, ns_set: NamespaceSet | None, action,
-                verify: bool = True) -> Measurement:
+                verify=True) -> Measurement:
         """Time action() (which runs one client to completion) and collect its numbers.
 
         action returns a dict: `rc` (exit status), and optionally `peak_of` (what the
@@ -315,6 +364,7 @@ class Bench:
         self.log(f"  {path} / {run} / N={len(names)} ...")
         load = os.getloadavg()[0]
         mark = self.audit.mark()
+        iam_mark = self.iam.mark() if self.iam is not None else None
         cpu_before, busy_before = _children_cpu(), self._busy_cpu()
         started, started_at = time.perf_counter(), time.time()
         outcome = action()
@@ -331,39 +381,34 @@ class Bench:
         if peaks:
             script = max(peaks, key=peaks.get)
             peak_kib, peak_of = peaks[script], outcome.get("peak_of") or _module_name(script)
+        extra = dict(outcome.get("extra", {}), wrapped_processes=wrapped, **phases)
+        if iam_mark is not None:
+            extra["iam_requests"] = self.iam_requests(iam_mark)
         problems = [outcome.get("problem", "")]
         if outcome["rc"] != 0:
             problems.insert(0, f"exit status {outcome['rc']}")
         elif verify and ns_set:
-            problems.append(self.verify(ns_set))
+            problems.append(verify(ns_set) if callable(verify) else self.verify(ns_set))
         problem = "; ".join(p for p in problems if p)
         result = Measurement(path, run, len(names), wall, cpu, requests, writes_in_set,
                              round(peak_kib / 1024, 1) if peak_kib else None, peak_of,
                              ok=not problem, problem=problem, note=outcome.get("note", ""),
-                             load=load, others_cpu=round(others, 2), extra=dict(outcome.get("extra", {}), wrapped_processes=wrapped, **phases))
+                             load=load, others_cpu=round(others, 2), extra=extra)
         self.log(f"    {wall:.2f}s (CPU {cpu:.2f}s, others {others:.2f}s), {result.total_requests} requests {requests}, "
                  f"peak {result.peak_rss_mib} MiB ({peak_of}){'' if result.ok else ' FAILED: ' + problem}")
         return result
 
-    def _busy_cpu(self) -> float:
-        """CPU seconds the machine has spent on other work than this cluster and this process.
+    def iam_requests(self, mark: int) -> dict:
+        """{'POST /v1/apikeys': 1, ...}: requests to the IAM stand-in after mark (IDs in paths elided)."""
+        counts = collections.Counter()
+        for entry in self.iam.requests():
+            if entry["seq"] > mark:
+                path = re.sub(r"/(ServiceId|ApiKey)-[^/]+", r"/{\1}", entry["path"])
+                counts[f"{entry['method']} {path}"] += 1
+        return dict(sorted(counts.items()))
 
-        All busy time (including steal: a hypervisor serving other guests) minus the
-        cluster's processes and this harness itself; measure() also subtracts the client.
-        """
-        with open("/proc/stat", encoding="ascii") as stat:
-            ticks = [int(value) for value in stat.readline().split()[1:9]]
-        user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
-        total = (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
-        for pid in (self.cluster.pids or {}).values():
-            try:
-                with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-                total -= (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-            except (OSError, IndexError, ValueError):
-                continue
-        own = resource.getrusage(resource.RUSAGE_SELF)
-        return total - own.ru_utime - own.ru_stime
+    def _busy_cpu(self) -> float:
+        return busy_cpu((self.cluster.pids or {}).values())
 
     def _phases(self, mark: int, started_at: float) -> dict:
         """When the first request arrived and the last one was answered, in s after the start.
@@ -379,6 +424,27 @@ class Bench:
             return {}
         return {"first_request_s": round(min(times) - started_at, 3),
                 "last_response_s": round(max(times) - started_at, 3)}
+
+
+def busy_cpu(cluster_pids) -> float:
+    """CPU seconds the machine has spent on other work than these cluster processes and this process.
+
+    All busy time (including steal: a hypervisor serving other guests) minus the
+    cluster's processes and this harness itself; the caller also subtracts the client.
+    """
+    with open("/proc/stat", encoding="ascii") as stat:
+        ticks = [int(value) for value in stat.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
+    total = (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+    for pid in cluster_pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total -= (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+        except (OSError, IndexError, ValueError):
+            continue
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return total - own.ru_utime - own.ru_stime
 
 
 def _timestamp(text: str) -> float:

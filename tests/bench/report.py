@@ -25,6 +25,12 @@ CORE_LOOP = "kubernetes.core loop"
 KUBECTL_LOOP = "kubectl loop"
 FLOOR = "raw client floor"
 STARTUP = "ansible-playbook start-up"
+# The other many-namespace modules (paths.py) and their floors.
+MODULE_ROWS = (("iam_pull_secret", "iam_pull_secret raw floor"),
+               ("ocp_internal_pull_secret", "ocp_internal_pull_secret raw floor"))
+# The fleet rows (fleet.py).
+FLEET, SERIAL, ONE = "site.yml fleet", "site.yml one cluster at a time", "site.yml one cluster"
+FLEET_PATHS = (FLEET, SERIAL, ONE)
 
 
 # --- environment -----------------------------------------------------------------------
@@ -96,9 +102,11 @@ def aggregate(results: list) -> list:
         best = min(rounds, key=lambda m: m.wall)
         peaks = [m.peak_rss_mib for m in rounds if m.peak_rss_mib]
         problems = sorted({m.problem for m in rounds if m.problem})
+        # A row that is itself a summary of runs (the fleet's) keeps its own walls.
+        walls = best.extra["walls"] if len(rounds) == 1 and "walls" in best.extra else [round(m.wall, 3) for m in rounds]
         rows.append(dataclasses.replace(
             best, peak_rss_mib=max(peaks) if peaks else None, ok=all(m.ok for m in rounds),
-            problem="; ".join(problems), extra=dict(best.extra, walls=[round(m.wall, 3) for m in rounds])))
+            problem="; ".join(problems), extra=dict(best.extra, walls=walls)))
     return rows
 
 
@@ -159,12 +167,13 @@ NOOP_REQUESTS = 3
 SPEEDUP = 70
 
 
-def first_run_targets(results: list) -> list:
+def first_run_targets(results: list, path: str = OURS, floor_path: str = FLOOR, ratios: dict | None = None) -> list:
     rows = []
     startup = _find(results, STARTUP, "one ping task")
-    for size, ratio in sorted(FIRST_RUN_RATIOS.items()):
-        target = f"N={size} first run <= {ratio} x (raw-client floor + Ansible start-up)"
-        first, floor = _find(results, OURS, "first run", size), _find(results, FLOOR, "first run", size)
+    named = "" if path == OURS else f"{path}: "
+    for size, ratio in sorted((ratios or FIRST_RUN_RATIOS).items()):
+        target = f"{named}N={size} first run <= {ratio} x ({'its ' if named else ''}raw-client floor + Ansible start-up)"
+        first, floor = _find(results, path, "first run", size), _find(results, floor_path, "first run", size)
         if not (first and floor and startup):
             rows.append((target, "not measured", "-"))
             continue
@@ -214,7 +223,37 @@ def targets(results: list, overhead: float = 0.0) -> list:
     which the loop pays once per module run (2N+1 times) and our path once.
     """
     return first_run_targets(results) + noop_targets(results) + speedup_target(results, overhead) \
-        + memory_targets(results)
+        + memory_targets(results) + module_targets(results) + fleet_targets(results)
+
+
+# Issue 16: the other many-namespace modules meet the first-run ratio of N=1000.
+MODULE_SIZE = 1000
+
+
+def module_targets(results: list) -> list:
+    rows = []
+    for path, floor_path in MODULE_ROWS:
+        rows += first_run_targets(results, path, floor_path, {MODULE_SIZE: FIRST_RUN_RATIOS[MODULE_SIZE]})
+    return rows
+
+
+def module_table(results: list) -> str:
+    """The other modules' rows: first run against the floor, and the no-op rerun (no target)."""
+    lines = ["| module | N | first run s | its floor s (requests alone) | no-op rerun s | no-op requests "
+             "| IAM requests, first run | IAM requests, floor |", "|---|--:|--:|--:|--:|---|---|---|"]
+
+    def iam(m):
+        return _verbs(m.extra.get("iam_requests") or {}) if m and "iam_requests" in m.extra else "-"
+
+    for path, floor_path in MODULE_ROWS:
+        for size in sorted({m.size for m in results if m.path == path}):
+            first, noop = _find(results, path, "first run", size), _find(results, path, "no-op rerun", size)
+            floor = _find(results, floor_path, "first run", size)
+            lines.append(f"| {path} | {size} | {_num(first and first.wall)} "
+                         f"| {_num(floor and floor.wall)} ({_num(floor and floor.extra.get('work_seconds'))}) "
+                         f"| {_num(noop and noop.wall)} | {noop.total_requests if noop else '-'} "
+                         f"({_verbs(noop.requests) if noop else '-'}) | {iam(first)} | {iam(floor)} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 # Issue 16: the module's peak memory, in MB (10^6 bytes), per N; and the crowded row's ratio.
@@ -258,6 +297,48 @@ def memory_table(results: list) -> str:
     return "\n".join(lines)
 
 
+FLEET_RATIO = 3  # issue 16: the fleet's wall time at most 3 x one cluster's run, on 2 cores
+
+
+def fleet_targets(results: list) -> list:
+    whole = next((m for m in results if m.path == FLEET), None)
+    one = next((m for m in results if m.path == ONE), None)
+    serial = next((m for m in results if m.path == SERIAL), None)
+    clusters = len(whole.extra.get("hosts", [])) if whole else 8
+    target = (f"site.yml over {clusters} clusters x {whole.size if whole else 200} namespaces (forks {clusters}): "
+              f"wall <= {FLEET_RATIO} x one cluster's run, on {os.cpu_count()} cores")
+    if not (whole and one and serial):
+        return [(target, "not measured", "-")]
+    budget = FLEET_RATIO * one.wall
+    memory = whole.extra.get("memory") or {}
+    rss = sum(v[0] or 0 for procs in memory.values() for v in procs.values())
+    return [(target, f"{whole.wall:.2f} s vs {FLEET_RATIO} x {one.wall:.2f} s = {budget:.2f} s "
+                     f"({whole.wall / one.wall:.2f}x one cluster); {clusters} serial runs {serial.wall:.2f} s "
+                     f"(fleet {serial.wall / whole.wall:.2f}x faster); clusters' apiserver + etcd RSS {rss:.0f} MiB",
+             _verdict(whole.wall <= budget, f"{whole.wall - budget:+.2f} s"))]
+
+
+def fleet_table(results: list) -> str:
+    """Per cluster: its serial run, and the memory of its kube-apiserver and etcd after the fleet run."""
+    whole = next((m for m in results if m.path == FLEET), None)
+    if whole is None:
+        return ""
+    memory = whole.extra.get("memory") or {}
+    walls = dict(zip(whole.extra.get("hosts", []), whole.extra.get("serial_walls", [])))
+    lines = ["| cluster | its run alone s | kube-apiserver RSS MiB (peak) | etcd RSS MiB (peak) | sum RSS MiB |",
+             "|---|--:|--:|--:|--:|"]
+    sums = [0.0, 0.0, 0.0, 0.0]
+    for host, procs in memory.items():
+        api, etcd = procs.get("kube-apiserver", (None, None)), procs.get("etcd", (None, None))
+        total = (api[0] or 0) + (etcd[0] or 0)
+        sums = [sums[0] + (api[0] or 0), sums[1] + (api[1] or 0), sums[2] + (etcd[0] or 0), sums[3] + (etcd[1] or 0)]
+        lines.append(f"| {host} | {walls.get(host, 0):.2f} | {_num(api[0], 1)} ({_num(api[1], 1)}) "
+                     f"| {_num(etcd[0], 1)} ({_num(etcd[1], 1)}) | {total:.1f} |")
+    lines.append(f"| **all {len(memory)}** | {sum(walls.values()):.2f} | {sums[0]:.1f} ({sums[1]:.1f}) "
+                 f"| {sums[2]:.1f} ({sums[3]:.1f}) | {sums[0] + sums[2]:.1f} |")
+    return "\n".join(lines)
+
+
 def targets_table(rows: list) -> str:
     lines = ["| target | measured | verdict |", "|---|---|---|"]
     lines += [f"| {target} | {measured} | {verdict} |" for target, measured, verdict in rows]
@@ -274,7 +355,7 @@ def chart(results: list, out: str) -> None:
     import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
     from matplotlib.ticker import FuncFormatter, NullFormatter  # pylint: disable=import-outside-toplevel
 
-    shown = [m for m in results if m.path != STARTUP]
+    shown = [m for m in results if m.path != STARTUP and m.path not in FLEET_PATHS]
     rows = list(dict.fromkeys((m.path, m.run) for m in shown))
     sizes = sorted({m.size for m in shown})
     height = 0.8 / max(1, len(sizes))
@@ -349,6 +430,31 @@ METHOD = """\
   no comparison. Its note gives the time of the requests alone (after imports).
 - **ansible-playbook start-up**: a play with one `ansible.builtin.ping` task, after one
   warm-up play: the fixed cost of any play and its module process.
+- **iam_pull_secret**: one task, `ibmcloud.registry.iam_pull_secret` with `service_id` (made
+  in the LOCAL IAM STAND-IN, tests/standins/iam_server.py, before the run), `iam_url` of the
+  stand-in, `namespace_selector`, `service_accounts: [default]`: a first run (one API key
+  minted into N secrets) and a no-op rerun (the key found by value, nothing written). Its
+  **raw floor** (floor.py `--iam-url`): the IBM Cloud SDK making the module's first-run IAM
+  calls (token exchange, service ID by name, one API key created), then the same writes as
+  the floor above. The stand-in's requests of each run are in the modules' table.
+- **ocp_internal_pull_secret**: one task with `source_namespace` (a namespace holding the
+  OpenShift stand-in's `default-dockercfg-*` secret of its `default` account, as OpenShift's
+  controllers make it; tests/standins/openshift_flavour.py also installs the OpenShift API
+  groups), `registry_host`/`registry_port` of the internal registry, `namespace_selector`,
+  `service_accounts: [default]`: first run and no-op rerun. Its **raw floor** (floor.py
+  `--openshift-source`): reads the same service account and secret, then the same writes.
+  Both modules' first runs have the target of the first: <= 1.1 x (floor + start-up).
+- **site.yml fleet** (tests/bench/fleet.py): `playbooks/site.yml` over several local control
+  planes (no node), one inventory host per cluster, each with its own namespaces: the
+  `pull_secrets` part (all-icr-io copied from `default` and one other registry's secret), the
+  `entitled_registry` part, both by namespace selector, and the `iam_pull_secret` part in
+  cluster mode (service ID, policy, one key in `default` and every namespace) against one IAM
+  stand-in; every secret linked from `default`. Not run: containerd_hosts (no node would run
+  its DaemonSet) and the OpenShift parts (plain Kubernetes). First the *one cluster at a time*
+  phase (`--limit` one host, each a first run), then the *fleet* run (all hosts, `--forks` =
+  clusters), a first run on a second namespace set made at the same time, so the fleet meets
+  clusters that also hold the serial phase's objects. *one cluster* is the best serial run
+  (its median column: the median of them), the baseline of the fleet's target.
 
 ### How it is measured
 
@@ -390,6 +496,30 @@ METHOD = """\
 """
 
 
+def extra_sections(results: list) -> str:
+    """The other modules' and the fleet's own tables, when this run measured them."""
+    text = ""
+    modules, fleet = module_table(results), fleet_table(results)
+    if modules:
+        text += f"""
+### Other many-namespace modules
+
+{modules}
+"""
+    if fleet:
+        whole = _find(results, FLEET, next((m.run for m in results if m.path == FLEET), ""))
+        text += f"""
+### Fleet: site.yml over {len(whole.extra.get('hosts', []))} clusters
+
+Each cluster's run alone (serial phase), and after the fleet run the resident memory of each
+cluster's kube-apiserver and etcd (peak since the cluster started in brackets). Fleet set-up
+and runs took {whole.extra.get('setup_minutes', 0):.1f} minutes of this run.
+
+{fleet}
+"""
+    return text
+
+
 def document(results: list, every_run: list, env: dict, command: str, seconds: float, parallelism: int,
              overhead: float, previous: str | None, chart_name: str, reused: bool, when: str) -> str:
     rows = targets(results, overhead)
@@ -421,7 +551,7 @@ Reproduce with `make bench` (its own local cluster in `.cluster-bench`, stopped 
 ### All measurements
 
 {table(results)}
-
+{extra_sections(results)}
 ![wall time and API requests per path]({chart_name})
 
 {METHOD.format(parallelism=parallelism, overhead_ms=overhead * 1000)}{GENERATED[1]}"""

@@ -6,13 +6,20 @@ raw kubernetes client), on the local control plane. Issues 8 and 16; see docs/pe
                               [--crowded 5000] [--repeat 3] [--out docs/performance.md] [--keep-cluster]
     python tests/bench/run.py --memory-only --memory-sizes 5000,20000 --crowded 5000
                               # peak memory rows only (issue 16), with verdicts; no document
+    python tests/bench/run.py --fleet-only [--fleet 8 --fleet-namespaces 200]
+                              # site.yml over 8 local clusters at once and one at a time
+    python tests/bench/run.py --modules-only [--modules-size 1000]
+                              # iam_pull_secret and ocp_internal_pull_secret against their floors
     python tests/bench/run.py --render-from .tmp/bench/results.json   # rewrite the doc only
 
 Uses its own local cluster (default <repo>/.cluster-bench, restarted empty for every
-path) and stops it at the end unless --keep-cluster. Prints the markdown table, writes the
+path) and stops it at the end unless --keep-cluster; the fleet rows start their own
+clusters under the workdir and always stop them. Prints the markdown table, writes the
 document and its PNG chart, and the raw numbers as JSON. Exits 1 when any run failed or
 left the namespaces in the wrong state; missed performance targets are reported, not fatal.
-About 11 minutes on an idle 2-core machine (2026-12-03), most of it the N=5000 rounds and the kubernetes.core loop.
+About 11 minutes on an idle 2-core machine (2026-12-03), most of it the N=5000 rounds and the kubernetes.core loop,
+before the other modules' rows and the fleet; on a 2-core machine at load 15-35 (2026-12-04) one round of the
+other modules' rows took 8 minutes and the fleet 25 (8 clusters start in 70 s, 3200 namespaces in 113 s).
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # pylint: disable=wrong-import-position
+import fleet  # noqa: E402
 import harness  # noqa: E402
+import localcluster  # noqa: E402
 import paths  # noqa: E402
 import report  # noqa: E402
 
@@ -75,6 +84,19 @@ def crowded_runs(bench: harness.Bench, crowd: int, size: int = CROWDED_TARGETS) 
     return results
 
 
+def module_runs(bench: harness.Bench, size: int) -> list:
+    """iam_pull_secret and ocp_internal_pull_secret: first run and no-op rerun, then their
+    floor, each on a fresh cluster and namespace set."""
+    results = []
+    for prepare, module, floor in ((paths.iam_prepare, paths.iam_module, paths.iam_floor),
+                                   (paths.ocp_prepare, paths.ocp_module, paths.ocp_floor)):
+        ns_set = prepare(bench, size)
+        results += [module(bench, ns_set, "first run", expect_changed=1),
+                    module(bench, ns_set, "no-op rerun", expect_changed=0)]
+        results.append(floor(bench, prepare(bench, size)))
+    return results
+
+
 def on_fresh_set(bench: harness.Bench, key: str, size: int, path) -> harness.Measurement:
     bench.reset()
     return path(bench, bench.fresh_set(key, size))
@@ -103,9 +125,21 @@ def parse_args(argv: list | None) -> argparse.Namespace:
     parser.add_argument("--memory-only", action="store_true",
                         help="run only the memory rows (and --crowded): no timings, no start-up runs, --sizes and "
                              "--loop-sizes ignored, the document not written; prints the verdicts and the table")
+    parser.add_argument("--modules-size", type=int, default=report.MODULE_SIZE,
+                        help="N for the iam_pull_secret and ocp_internal_pull_secret rows and their floors; "
+                             f"0 skips them (default {report.MODULE_SIZE})")
+    parser.add_argument("--modules-only", action="store_true",
+                        help="run only Ansible's start-up and the iam_pull_secret / ocp_internal_pull_secret rows; "
+                             "the document is written only with an explicit --out")
+    parser.add_argument("--fleet", type=int, default=8, metavar="CLUSTERS",
+                        help="site.yml over this many local clusters at once and one at a time; 0 skips it (default 8)")
+    parser.add_argument("--fleet-namespaces", type=int, default=200,
+                        help="namespaces per fleet cluster (default 200)")
+    parser.add_argument("--fleet-only", action="store_true",
+                        help="run only the fleet rows: no benchmark cluster, no document; prints the verdict and tables")
     parser.add_argument("--parallelism", type=int, default=8,
                         help="parallel writes for our module and the floor (default 8, the module's default)")
-    parser.add_argument("--out", default=os.path.join("docs", "performance.md"),
+    parser.add_argument("--out", default=None,
                         help="document to write; its chart goes next to it as .png (default docs/performance.md)")
     parser.add_argument("--json", default=None, help="also write the measurements here (default <workdir>/results.json)")
     parser.add_argument("--workdir", default=os.path.join(harness.REPO, ".tmp", "bench"),
@@ -133,8 +167,24 @@ def parse_args(argv: list | None) -> argparse.Namespace:
         args.memory_sizes = [args.memory_size] if args.memory_size else []
     if args.crowded < 0:
         parser.error("--crowded must be 0 or a positive number of namespaces")
-    if args.memory_only:
+    if args.modules_size < 0 or args.fleet < 0 or args.fleet_namespaces < 1:
+        parser.error("--modules-size and --fleet must be 0 or more, --fleet-namespaces at least 1")
+    if args.fleet > 26:
+        parser.error("--fleet takes at most 26 clusters")
+    if sum((args.memory_only, args.modules_only, args.fleet_only)) > 1:
+        parser.error("--memory-only, --modules-only and --fleet-only exclude each other")
+    if args.fleet_only and not args.fleet:
+        parser.error("--fleet-only needs --fleet CLUSTERS > 0")
+    if args.memory_only or args.modules_only or args.fleet_only:
         args.sizes, args.loop_sizes = [], []
+        args.fleet = args.fleet if args.fleet_only else 0
+    if args.modules_only or args.fleet_only:
+        args.memory_sizes, args.crowded = [], 0
+    if args.memory_only or args.fleet_only:
+        args.modules_size = 0
+    args.write_document = args.out is not None or not (args.memory_only or args.modules_only or args.fleet_only)
+    if args.out is None:
+        args.out = os.path.join("docs", "performance.md")
     return args
 
 
@@ -177,15 +227,44 @@ def report_memory_only(args: argparse.Namespace, results: list, overhead: float,
     return exit_status(results)
 
 
+def stop_leftover_fleet(workdir: str) -> None:
+    """Clusters of an earlier, interrupted fleet run in this workdir, before it is emptied."""
+    base = os.path.join(workdir, "fleet")
+    if os.path.isdir(base):
+        for name in sorted(os.listdir(base)):
+            if name.startswith("cluster-"):
+                localcluster.stop(os.path.join(base, name))
+
+
+def report_fleet_only(args: argparse.Namespace, results: list, seconds: float) -> int:
+    """--fleet-only: verdict and tables on stdout, measurements as JSON; no document."""
+    json_path = args.json or os.path.join(args.workdir, "results.json")
+    with open(json_path, "w", encoding="utf-8") as handle:
+        json.dump({"seconds": seconds, "targets": report.fleet_targets(results),
+                   "results": [dict(dataclasses.asdict(m), total_requests=m.total_requests) for m in results]},
+                  handle, indent=2)
+    print(report.targets_table(report.fleet_targets(results)))
+    print()
+    print(report.table(results))
+    print()
+    print(report.fleet_table(results))
+    print(f"\nwrote {json_path}; {seconds / 60:.1f} minutes")
+    return exit_status(results)
+
+
 def main(argv: list | None = None) -> int:
     args = parse_args(argv)
     if args.render_from:
         return render_from(args)
+    stop_leftover_fleet(args.workdir)
     shutil.rmtree(args.workdir, ignore_errors=True)
     bench = harness.Bench(args.cluster_dir, args.workdir, reuse=args.reuse_cluster, parallelism=args.parallelism,
                           collections_dir=args.collections_path)
     started = time.monotonic()
     results = []
+    if args.fleet_only:
+        results = fleet.fleet_runs(args.workdir, args.fleet, args.fleet_namespaces, bench.log)
+        return report_fleet_only(args, report.aggregate(results), time.monotonic() - started)
     try:
         bench.start()
         env = report.environment(bench)
@@ -207,13 +286,33 @@ def main(argv: list | None = None) -> int:
                 results += memory_runs(bench, size)
         if args.crowded:
             results += crowded_runs(bench, args.crowded)
+        if args.modules_size:
+            for _round in range(args.repeat):
+                results += module_runs(bench, args.modules_size)
     finally:
         bench.close(keep_cluster=args.keep_cluster)
+    if args.fleet:
+        # After the benchmark cluster stopped: the fleet's clusters have the machine to themselves.
+        results += fleet.fleet_runs(args.workdir, args.fleet, args.fleet_namespaces, bench.log)
     seconds, when = time.monotonic() - started, report.now()
     every_run, results = results, report.aggregate(results)
 
     if args.memory_only:
         return report_memory_only(args, results, overhead, seconds)
+    if not args.write_document:
+        json_path = args.json or os.path.join(args.workdir, "results.json")
+        with open(json_path, "w", encoding="utf-8") as handle:
+            json.dump({"seconds": seconds, "targets": report.targets(results, overhead),
+                       "results": [dict(dataclasses.asdict(m), total_requests=m.total_requests) for m in results]},
+                      handle, indent=2)
+        rows = [row for row in report.targets(results, overhead) if row[1] != "not measured"]
+        print(report.targets_table(rows))
+        print()
+        print(report.table(results))
+        print()
+        print(report.module_table(results))
+        print(f"\nwrote {json_path}; {seconds / 60:.1f} minutes")
+        return exit_status(results)
     command = " ".join(["python", os.path.relpath(os.path.abspath(__file__), harness.REPO)]
                        + [shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)])
     chart = report.write(args.out, results, every_run, env, command, seconds, args.parallelism, overhead,
@@ -230,6 +329,10 @@ def main(argv: list | None = None) -> int:
     print(report.targets_table(report.targets(results, overhead)))
     print()
     print(report.table(results))
+    for section in (report.module_table(results), report.fleet_table(results)):
+        if section:
+            print()
+            print(section)
     print(f"\nwrote {args.out}, {chart} and {json_path}; {seconds / 60:.1f} minutes")
     return exit_status(results)
 
