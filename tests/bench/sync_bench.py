@@ -244,7 +244,7 @@ def main(argv=None):  # pylint: disable=too-many-locals,too-many-statements
     with open(os.path.join(workdir, "vars.yml"), "w", encoding="utf-8") as handle:
         # The rulebook's defaults, unless --set says otherwise.
         variables = {"sync_label_selector": "it=" + label, "k8s_kubeconfig": cluster.kubeconfig}
-        variables.update((key, yaml.safe_load(value)) for key, _, value in (item.partition("=") for item in args.set))
+        variables.update((key, yaml.safe_load(value)) for key, value in (item.split("=", 1) for item in args.set))
         yaml.safe_dump(variables, handle)
     with open(os.path.join(workdir, "inventory.yml"), "w", encoding="utf-8") as handle:
         yaml.safe_dump({"all": {"hosts": {"localhost": {"ansible_connection": "local",
