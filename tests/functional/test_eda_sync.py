@@ -170,7 +170,8 @@ class Rulebook:
         self.log = os.path.join(workdir, "rulebook.log")
         variables = os.path.join(workdir, "vars.yml")
         with open(variables, "w", encoding="utf-8") as handle:
-            yaml.safe_dump({"sync_label_selector": "it=" + label_value, "sync_debounce": 1,
+            # The rulebook's own batching and execution defaults, as shipped.
+            yaml.safe_dump({"sync_label_selector": "it=" + label_value,
                             "k8s_kubeconfig": cluster.kubeconfig}, handle)
         inventory = os.path.join(workdir, "inventory.yml")
         with open(inventory, "w", encoding="utf-8") as handle:

@@ -85,11 +85,14 @@ def link_view(service_account):
     return view
 
 
-def wait_for_service_accounts(client, sa_name, namespaces, timeout, parallelism, poll=1.0):
+def wait_for_service_accounts(client, sa_name, namespaces, timeout, parallelism, poll=0.1, max_poll=1.0):
     """{namespace: link_view of the ServiceAccount}; waits up to ``timeout`` s for missing ones.
 
     New namespaces get their ``default`` account from the controller-manager a moment
-    after creation; each poll is one LIST for all namespaces still missing it.
+    after creation; each poll is one LIST for all namespaces still missing it. The
+    pause doubles from ``poll`` up to ``max_poll``: an account that comes a few tenths
+    of a second late is linked that much later, not a second later, and a long wait
+    still costs one LIST a second.
     """
     found = {}
     missing = list(namespaces)
@@ -100,6 +103,7 @@ def wait_for_service_accounts(client, sa_name, namespaces, timeout, parallelism,
         if not missing or time.time() >= deadline:
             return found
         time.sleep(min(poll, max(0.0, deadline - time.time())))
+        poll = min(poll * 2, max_poll)
 
 
 def _patch(client, namespace, sa_name, changes, resource_version):

@@ -37,10 +37,14 @@ Example rulebook source::
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
 from typing import Any
+
+# ansible-rulebook loads sources with runpy: __name__ is no name to log under.
+LOG = logging.getLogger("ibmcloud.registry.namespace_watch")
 
 DEFAULT_EXCLUDE = ("kube-system", "kube-public", "kube-node-lease")
 
@@ -312,7 +316,12 @@ async def main(queue: asyncio.Queue, args: dict):
         while True:
             wait = batcher.due(loop.time())
             if wait == 0:
-                await queue.put(batcher.take())
+                age = loop.time() - batcher.first
+                event = batcher.take()
+                # -v shows when each batch left (what make sync-bench splits its latency by).
+                LOG.info("event: %d namespaces (%s), first seen %.3f s before: %s", len(event["namespaces"]),
+                         event["reason"], age, " ".join(event["namespaces"]))
+                await queue.put(event)
                 continue
             try:
                 names, reason = await asyncio.wait_for(inbox.get(), timeout=wait)
