@@ -558,7 +558,11 @@ Reproduce with `make bench` (its own local cluster in `.cluster-bench`, stopped 
     analysis = _between(previous, ANALYSIS) if previous else None
     if analysis is None:
         analysis = DEFAULT_ANALYSIS
-    return f"{INTRO}\n{generated}\n\n{ANALYSIS[0]}\n{analysis.strip()}\n{ANALYSIS[1]}\n"
+    # What follows the analysis (make sync-bench's section) belongs to other tools: kept as it is.
+    tail = previous[previous.index(ANALYSIS[1]) + len(ANALYSIS[1]):].strip() \
+        if previous and ANALYSIS[1] in previous else ""
+    return f"{INTRO}\n{generated}\n\n{ANALYSIS[0]}\n{analysis.strip()}\n{ANALYSIS[1]}\n" + \
+        (f"\n{tail}\n" if tail else "")
 
 
 def _between(text: str, markers: tuple) -> str | None:
