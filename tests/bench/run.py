@@ -213,16 +213,20 @@ def exit_status(results: list) -> int:
     return 1 if failed else 0
 
 
-def report_memory_only(args: argparse.Namespace, results: list, overhead: float, seconds: float) -> int:
-    """--memory-only: verdicts and table on stdout, measurements as JSON; no document."""
+def report_partial(args: argparse.Namespace, results: list, seconds: float, targets: list, tables: list,
+                   shown: list | None = None, **saved) -> int:
+    """A run that writes no document (--memory-only, --fleet-only, --modules-only, or a
+    partial selection without --out): verdicts (``shown``, default all ``targets``) and
+    tables on stdout, the measurements and every target as JSON."""
     json_path = args.json or os.path.join(args.workdir, "results.json")
     with open(json_path, "w", encoding="utf-8") as handle:
-        json.dump({"seconds": seconds, "memwrap_overhead": overhead, "parallelism": args.parallelism,
-                   "targets": report.memory_targets(results),
-                   "results": [dataclasses.asdict(m) for m in results]}, handle, indent=2)
-    print(report.targets_table(report.memory_targets(results)))
-    print()
-    print(report.memory_table(results))
+        json.dump(dict(saved, seconds=seconds, targets=targets,
+                       results=[dict(dataclasses.asdict(m), total_requests=m.total_requests) for m in results]),
+                  handle, indent=2)
+    print(report.targets_table(targets if shown is None else shown))
+    for text in tables:
+        print()
+        print(text)
     print(f"\nwrote {json_path}; {seconds / 60:.1f} minutes")
     return exit_status(results)
 
@@ -238,18 +242,8 @@ def stop_leftover_fleet(workdir: str) -> None:
 
 def report_fleet_only(args: argparse.Namespace, results: list, seconds: float) -> int:
     """--fleet-only: verdict and tables on stdout, measurements as JSON; no document."""
-    json_path = args.json or os.path.join(args.workdir, "results.json")
-    with open(json_path, "w", encoding="utf-8") as handle:
-        json.dump({"seconds": seconds, "targets": report.fleet_targets(results),
-                   "results": [dict(dataclasses.asdict(m), total_requests=m.total_requests) for m in results]},
-                  handle, indent=2)
-    print(report.targets_table(report.fleet_targets(results)))
-    print()
-    print(report.table(results))
-    print()
-    print(report.fleet_table(results))
-    print(f"\nwrote {json_path}; {seconds / 60:.1f} minutes")
-    return exit_status(results)
+    return report_partial(args, results, seconds, report.fleet_targets(results),
+                          [report.table(results), report.fleet_table(results)])
 
 
 def main(argv: list | None = None) -> int:
@@ -298,21 +292,12 @@ def main(argv: list | None = None) -> int:
     every_run, results = results, report.aggregate(results)
 
     if args.memory_only:
-        return report_memory_only(args, results, overhead, seconds)
+        return report_partial(args, results, seconds, report.memory_targets(results), [report.memory_table(results)],
+                              memwrap_overhead=overhead, parallelism=args.parallelism)
     if not args.write_document:
-        json_path = args.json or os.path.join(args.workdir, "results.json")
-        with open(json_path, "w", encoding="utf-8") as handle:
-            json.dump({"seconds": seconds, "targets": report.targets(results, overhead),
-                       "results": [dict(dataclasses.asdict(m), total_requests=m.total_requests) for m in results]},
-                      handle, indent=2)
-        rows = [row for row in report.targets(results, overhead) if row[1] != "not measured"]
-        print(report.targets_table(rows))
-        print()
-        print(report.table(results))
-        print()
-        print(report.module_table(results))
-        print(f"\nwrote {json_path}; {seconds / 60:.1f} minutes")
-        return exit_status(results)
+        targets = report.targets(results, overhead)
+        return report_partial(args, results, seconds, targets, [report.table(results), report.module_table(results)],
+                              shown=[row for row in targets if row[1] != "not measured"])
     command = " ".join(["python", os.path.relpath(os.path.abspath(__file__), harness.REPO)]
                        + [shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)])
     chart = report.write(args.out, results, every_run, env, command, seconds, args.parallelism, overhead,
