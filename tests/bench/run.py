@@ -17,9 +17,10 @@ path) and stops it at the end unless --keep-cluster; the fleet rows start their 
 clusters under the workdir and always stop them. Prints the markdown table, writes the
 document and its PNG chart, and the raw numbers as JSON. Exits 1 when any run failed or
 left the namespaces in the wrong state; missed performance targets are reported, not fatal.
-About 11 minutes on an idle 2-core machine (2026-12-03), most of it the N=5000 rounds and the kubernetes.core loop,
-before the other modules' rows and the fleet; on a 2-core machine at load 15-35 (2026-12-04) one round of the
-other modules' rows took 8 minutes and the fleet 25 (8 clusters start in 70 s, 3200 namespaces in 113 s).
+`make bench` (--crowded 5000 and the default module rows and fleet) took 23 minutes on an idle 2-core
+machine (2026-12-04): about 12 the N=5000 rounds and the kubernetes.core loop, 4 the other modules' rows,
+7 the fleet (8 clusters start in about a minute). The N=20000 memory rows (--memory-sizes 5000,20000)
+are not in it by default: their 20000 namespaces take longer to set up than the rest of the run.
 """
 
 from __future__ import annotations
