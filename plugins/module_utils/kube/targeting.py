@@ -185,26 +185,25 @@ def require_namespaces(client, names):
     a namespace that does not exist is refused before the first write. Under namespaced
     RBAC (no LIST of namespaces) the names are taken as given.
     """
-    try:
-        known = set(_list_namespaces(client))
-    except KubeError as exc:
-        if exc.status == 403:
-            return
-        raise
-    missing = sorted(set(names) - known)
+    missing = sorted(set(_missing(client, names)))
     if missing:
         raise KubeError("namespaces: %s do%s not exist; create %s first" % (
             ", ".join(missing), "es" if len(missing) == 1 else "", "it" if len(missing) == 1 else "them"), status=404)
 
 
-def _existing(client, names, params):
+def _missing(client, names):
+    """Those of ``names`` that one LIST of namespaces does not hold; none when RBAC forbids the LIST."""
     try:
         known = set(_list_namespaces(client))
     except KubeError as exc:
         if exc.status == 403:
-            return names
+            return []
         raise
-    missing = [name for name in names if name not in known]
+    return [name for name in names if name not in known]
+
+
+def _existing(client, names, params):
+    missing = _missing(client, names)
     if not missing:
         return names
     if params.get("missing_namespaces", "fail") != "skip":
